@@ -1,0 +1,194 @@
+"""Building blocks with PyTorch numerics.
+
+Jittor's own BatchNorm/GroupNorm/LayerNorm compute the variance as E[x^2] - E[x]^2 and keep a biased
+running variance; these versions use the two-pass variance and torch's unbiased running_var, so a
+port of a torch checkpoint gives the same numbers (spec section 8.1).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .. import runtime  # noqa: F401  (prepares the environment before jittor is imported)
+import jittor as jt
+from jittor import nn
+
+IntPair = Union[int, Sequence[int]]
+
+
+def _pair(v: IntPair) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class Conv2d(nn.Module):
+    """Conv2d whose weight init is explicit (mmseg/MSCAN: N(0, sqrt(2 / fan_out)), bias 0)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: IntPair = 0, groups: int = 1, bias: bool = True):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.groups = groups
+        kh, kw = self.kernel_size
+        fan_out = kh * kw * out_channels // groups
+        self.weight = jt.init.gauss([out_channels, in_channels // groups, kh, kw], "float32",
+                                    0.0, math.sqrt(2.0 / fan_out))
+        self.bias = jt.zeros([out_channels], "float32") if bias else None
+        self._depthwise = groups == in_channels == out_channels and groups > 1
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        if self._depthwise and jt.flags.use_cuda:
+            from jittor.depthwise_conv import DepthwiseConv
+            y = DepthwiseConv(self.stride, self.padding, (1, 1))(x, self.weight)
+            return y if self.bias is None else y + self.bias.broadcast(y.shape, [0, 2, 3])
+        return nn.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+
+
+def _channel_dims(x: jt.Var) -> list[int]:
+    return [0] + list(range(2, x.ndim))
+
+
+class BatchNorm2d(nn.Module):
+    """torch.nn.BatchNorm2d: batch statistics with two-pass biased variance for normalising,
+    unbiased variance (n / (n - 1)) for running_var, momentum 0.1, eps 1e-5."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = jt.ones([num_features], "float32")
+        self.bias = jt.zeros([num_features], "float32")
+        self.running_mean = jt.zeros([num_features], "float32").stop_grad()
+        self.running_var = jt.ones([num_features], "float32").stop_grad()
+        self.num_batches_tracked = jt.zeros([], "int64").stop_grad()
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        dims = _channel_dims(x)
+        if self.is_train:
+            mean = x.mean(dims=dims, keepdims=True)
+            centered = x - mean
+            var = (centered * centered).mean(dims=dims, keepdims=True)
+            n = x.numel() // self.num_features
+            with jt.no_grad():
+                m = self.momentum
+                batch_mean = mean.reshape([-1]).detach()
+                batch_var = var.reshape([-1]).detach() * (n / max(n - 1, 1))
+                self.running_mean.update(self.running_mean * (1 - m) + batch_mean * m)
+                self.running_var.update(self.running_var * (1 - m) + batch_var * m)
+                self.num_batches_tracked.update(self.num_batches_tracked + 1)
+            out = centered / jt.sqrt(var + self.eps)
+        else:
+            shape = [1, self.num_features] + [1] * (x.ndim - 2)
+            out = (x - self.running_mean.reshape(shape)) / jt.sqrt(self.running_var.reshape(shape) + self.eps)
+        shape = [1, self.num_features] + [1] * (x.ndim - 2)
+        return out * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+
+class GroupNorm(nn.Module):
+    """torch.nn.GroupNorm with two-pass variance (eps 1e-5, affine)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5):
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: {num_channels} channels not divisible by {num_groups} groups")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        self.weight = jt.ones([num_channels], "float32")
+        self.bias = jt.zeros([num_channels], "float32")
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        b, c = x.shape[0], x.shape[1]
+        g = x.reshape([b, self.num_groups, -1])
+        mean = g.mean(dims=[2], keepdims=True)
+        centered = g - mean
+        var = (centered * centered).mean(dims=[2], keepdims=True)
+        out = (centered / jt.sqrt(var + self.eps)).reshape(x.shape)
+        shape = [1, c] + [1] * (x.ndim - 2)
+        return out * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+
+class LayerNorm(nn.Module):
+    """torch.nn.LayerNorm over the last dimension, two-pass variance."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        self.dim, self.eps = dim, eps
+        self.weight = jt.ones([dim], "float32")
+        self.bias = jt.zeros([dim], "float32")
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        mean = x.mean(dims=[x.ndim - 1], keepdims=True)
+        centered = x - mean
+        var = (centered * centered).mean(dims=[x.ndim - 1], keepdims=True)
+        return centered / jt.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def gelu(x: jt.Var) -> jt.Var:
+    """Exact GELU, x * Phi(x) with erf (torch's default, not the tanh approximation)."""
+    return x * 0.5 * (1.0 + jt.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+class GELU(nn.Module):
+    def execute(self, x: jt.Var) -> jt.Var:
+        return gelu(x)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (timm/mmcv): x / keep * floor(keep + U[0,1))."""
+
+    def __init__(self, drop_prob: float):
+        self.drop_prob = float(drop_prob)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        if not self.is_train or self.drop_prob == 0.0:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = jt.floor(keep + jt.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x / keep * mask
+
+
+class Dropout2d(nn.Module):
+    """torch.nn.Dropout2d: zero whole channels with probability p, scale the rest by 1/(1-p)."""
+
+    def __init__(self, p: float):
+        self.p = float(p)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        if not self.is_train or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = (jt.rand([x.shape[0], x.shape[1], 1, 1], dtype=x.dtype) < keep).float32()
+        return x * mask / keep
+
+
+def _linear_source_index(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """torch's align_corners=False source indices and weights: src = (dst + 0.5) * in/out - 0.5,
+    clamped at 0; returns (i0, i1, lambda1) in float32 arithmetic like torch's CPU kernel."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    src = np.maximum(src, np.float32(0.0))
+    i0 = np.floor(src).astype(np.int32)
+    i0 = np.minimum(i0, in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    lam = (src - i0.astype(np.float32)).astype(np.float32)
+    return i0, i1, lam
+
+
+def resize_bilinear(x: jt.Var, size: Sequence[int]) -> jt.Var:
+    """F.interpolate(x, size, mode='bilinear', align_corners=False) for NCHW, differentiable.
+    Separable: rows, then columns (a pure gather + weighted sum, no antialiasing, like torch)."""
+    out_h, out_w = int(size[0]), int(size[1])
+    n, c, in_h, in_w = x.shape
+    if (in_h, in_w) == (out_h, out_w):
+        return x
+    if in_h != out_h:
+        i0, i1, lam = _linear_source_index(in_h, out_h)
+        shape = [n, c, out_h, in_w]
+        top = x.reindex(shape, ["i0", "i1", "@e0(i2)", "i3"], extras=[jt.array(i0)])
+        bottom = x.reindex(shape, ["i0", "i1", "@e0(i2)", "i3"], extras=[jt.array(i1)])
+        w1 = jt.array(lam).broadcast(shape, [0, 1, 3])
+        x = top * (1.0 - w1) + bottom * w1
+    if in_w != out_w:
+        i0, i1, lam = _linear_source_index(in_w, out_w)
+        shape = [n, c, x.shape[2], out_w]
+        left = x.reindex(shape, ["i0", "i1", "i2", "@e0(i3)"], extras=[jt.array(i0)])
+        right = x.reindex(shape, ["i0", "i1", "i2", "@e0(i3)"], extras=[jt.array(i1)])
+        w1 = jt.array(lam).broadcast(shape, [0, 1, 2])
+        x = left * (1.0 - w1) + right * w1
+    return x
