@@ -1,11 +1,20 @@
 """segnext_jt: SegNeXt (MSCAN + LightHamHead) in Jittor, faithful to mmsegmentation.
 
-`runtime` is imported first: it prepares the environment (offline oneDNN, CPU/CUDA detection)
-before Jittor is imported anywhere.
+Jittor is imported lazily: the data and io subpackages stay NumPy-only (light worker processes), and
+every module that needs Jittor imports `segnext_jt.runtime` first, which prepares the environment
+(offline oneDNN, CPU/CUDA detection) before `import jittor`.
 """
-from . import runtime  # noqa: F401  (must come first)
+from __future__ import annotations
+
 from .config import Config, ConfigError, load_config
-from .models import EncoderDecoder, build_segmentor
+
+__version__ = "0.1.0"
+
+
+def build_segmentor(cfg):
+    """Build an EncoderDecoder (MSCAN + LightHamHead) from a Config."""
+    from .models import build_segmentor as _build
+    return _build(cfg)
 
 
 def load_checkpoint(model, path, strict: bool = True, logger=print):
@@ -15,5 +24,4 @@ def load_checkpoint(model, path, strict: bool = True, logger=print):
     return _load(model, path, strict=strict, logger=logger)
 
 
-__all__ = ["Config", "ConfigError", "load_config", "build_segmentor", "EncoderDecoder", "load_checkpoint"]
-__version__ = "0.1.0"
+__all__ = ["Config", "ConfigError", "load_config", "build_segmentor", "load_checkpoint"]

@@ -1,0 +1,162 @@
+"""The project's own checkpoint format: one `.npz` of arrays plus JSON metadata, no pickle anywhere.
+
+Layout: a standard numpy `.npz` (zip of `.npy` members, readable by `np.load(..., allow_pickle=False)`).
+Each array is stored under its key; the reserved member `__meta__` holds a uint8 array with the UTF-8
+JSON document `{"format": "segnext_jt.native", "version": 1, "meta": <meta>}`.
+
+Keys may contain dots and slashes (zip member names). Arrays round-trip bit-exactly with their dtype,
+byte order, shape (0-d included) and memory order, so the file can hold model weights, optimizer state
+and RNG state for resumable training. Convention used by `convert.read_any_checkpoint`: model weights
+live under `state_dict/<name>`; a file without any `state_dict/` key is all model weights.
+
+Writes are atomic: a temporary file in the destination directory is written, fsync'ed and renamed over
+the target with `os.replace`, so readers see either the old file or the complete new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, Dict, Mapping, Tuple
+
+import numpy as np
+
+from .errors import CheckpointFormatError, ensure_file
+
+__all__ = ["save_npz", "load_npz", "is_native_npz", "META_KEY", "STATE_DICT_PREFIX", "FORMAT_NAME"]
+
+META_KEY = "__meta__"
+STATE_DICT_PREFIX = "state_dict/"
+FORMAT_NAME = "segnext_jt.native"
+FORMAT_VERSION = 1
+_NPY_SUFFIX = ".npy"
+
+
+def _validate_arrays(arrays: Mapping[str, Any], path: str) -> Dict[str, np.ndarray]:
+    out: Dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{path}: array keys must be non-empty strings, got {key!r}")
+        if key == META_KEY:
+            raise ValueError(f"{path}: key '{META_KEY}' is reserved for the metadata")
+        if key.endswith(_NPY_SUFFIX):
+            # np.load strips '.npy' from member names, so 'a.npy' would be ambiguous with 'a'.
+            raise ValueError(f"{path}: array key {key!r} must not end with '{_NPY_SUFFIX}'")
+        if key.startswith("/") or "\\" in key or any(part in ("", ".", "..") for part in key.split("/")):
+            raise ValueError(f"{path}: array key {key!r} is not a clean relative name (no empty, '.' or '..' parts)")
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{path}: value of key {key!r} must be a numpy.ndarray, got {type(value).__name__}")
+        if value.dtype.hasobject:
+            raise TypeError(f"{path}: array {key!r} has dtype {value.dtype} (Python objects); only plain dtypes can be saved")
+        out[key] = value
+    return out
+
+
+def _encode_meta(meta: Mapping[str, Any], path: str) -> np.ndarray:
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"{path}: meta must be a dict, got {type(meta).__name__}")
+    document = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": dict(meta)}
+    try:
+        text = json.dumps(document, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{path}: meta is not JSON-serialisable ({exc}); store arrays as arrays, not in meta") from exc
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename itself durable; not possible on every platform/filesystem, so best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_npz(
+    path: "str | os.PathLike[str]",
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+    *,
+    compress: bool = False,
+) -> None:
+    """Atomically write `arrays` and JSON-able `meta` to `path` (an `.npz`; no suffix is added)."""
+    target = os.fspath(path)
+    checked = _validate_arrays(arrays, target)
+    meta_array = _encode_meta(meta, target)
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{target}: directory {directory} does not exist")
+
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            with zipfile.ZipFile(f, mode="w", compression=compression, allowZip64=True) as zf:
+                for key, value in [(META_KEY, meta_array), *checked.items()]:
+                    # force_zip64: the member size is unknown when streaming, and may exceed 2 GiB.
+                    with zf.open(key + _NPY_SUFFIX, mode="w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, value, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def is_native_npz(path: "str | os.PathLike[str]") -> bool:
+    """True if `path` is a zip archive holding our `__meta__.npy` member."""
+    p = ensure_file(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            return META_KEY + _NPY_SUFFIX in zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _decode_meta(raw: np.ndarray, path: str) -> Dict[str, Any]:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointFormatError(f"{path}: '{META_KEY}' should be a 1-D uint8 array, got {raw.dtype} {raw.shape}")
+    try:
+        document = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointFormatError(f"{path}: '{META_KEY}' is not valid UTF-8 JSON: {exc}") from exc
+    if not (isinstance(document, dict) and document.get("format") == FORMAT_NAME and isinstance(document.get("meta"), dict)):
+        raise CheckpointFormatError(f"{path}: '{META_KEY}' is not a {FORMAT_NAME} header")
+    if document.get("version") != FORMAT_VERSION:
+        raise CheckpointFormatError(
+            f"{path}: {FORMAT_NAME} version {document.get('version')!r} is not supported (expected {FORMAT_VERSION})"
+        )
+    return document["meta"]
+
+
+def load_npz(path: "str | os.PathLike[str]") -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """Read a file written by `save_npz`: returns (arrays in file order, meta). Never unpickles."""
+    p = ensure_file(path)
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(b"PK"):
+        raise CheckpointFormatError(f"{p}: not an .npz (zip) file; first bytes are {head!r}")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            if META_KEY not in npz.files:
+                raise CheckpointFormatError(
+                    f"{p}: .npz without '{META_KEY}', so not a {FORMAT_NAME} checkpoint (keys: {npz.files[:10]})"
+                )
+            meta = _decode_meta(npz[META_KEY], p)
+            arrays = {key: npz[key] for key in npz.files if key != META_KEY}
+    except CheckpointFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, truncated members, bad .npy headers...
+        raise CheckpointFormatError(f"{p}: cannot read .npz (truncated or corrupt?): {type(exc).__name__}: {exc}") from exc
+    return arrays, meta

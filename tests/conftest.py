@@ -1,0 +1,62 @@
+"""Shared helpers for tests: the reference fixtures (tests/fixtures, copied from ../shared/fixtures)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SEGNEXT_DEVICE", "cpu")  # tests never need a GPU
+
+import segnext_jt.runtime  # noqa: E402,F401  (before any test module imports jittor)
+
+
+def fixture_dir(name: str) -> Path:
+    return FIXTURES / name
+
+
+def fixture_config(name: str):
+    """A typed Config equal to the reference config recorded in the fixture's meta.json."""
+    from segnext_jt.config import config_from_dict
+    meta = json.loads((fixture_dir(name) / "meta.json").read_text())
+    bb, hd = meta["config"]["backbone"], meta["config"]["decode_head"]
+    ham = hd["ham_kwargs"]
+    return config_from_dict({"model": {
+        "backbone": {"embed_dims": bb["embed_dims"], "depths": bb["depths"], "mlp_ratios": bb["mlp_ratios"],
+                     "drop_rate": bb["drop_rate"], "drop_path_rate": bb["drop_path_rate"]},
+        "decode_head": {"in_channels": hd["in_channels"], "in_index": hd["in_index"],
+                        "channels": hd["channels"], "ham_channels": hd["ham_channels"],
+                        "num_classes": hd["num_classes"], "dropout_ratio": hd["dropout_ratio"],
+                        "gn_groups": hd["norm_cfg"]["num_groups"],
+                        "ham": {"md_s": ham["MD_S"], "md_r": ham["MD_R"], "train_steps": ham["train_steps"],
+                                "eval_steps": ham["eval_steps"], "rand_init": ham["rand_init"]}}}},
+        source=f"fixture {name}")
+
+
+def fixture_model(name: str):
+    """The fixture's model with its checkpoint.pth loaded through our torch-free reader."""
+    from segnext_jt import build_segmentor, load_checkpoint
+    model = build_segmentor(fixture_config(name))
+    load_checkpoint(model, fixture_dir(name) / "checkpoint.pth", strict=True, logger=lambda *a: None)
+    return model
+
+
+def assert_close_fwd(got, ref, what: str) -> None:
+    """Fixture README rule for forward arrays: max|got-ref| <= 1e-4 * max|ref| + 1e-5."""
+    got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != reference {ref.shape}"
+    err = float(np.abs(got - ref).max())
+    tol = 1e-4 * float(np.abs(ref).max()) + 1e-5
+    assert err <= tol, f"{what}: max abs error {err:.3e} > tolerance {tol:.3e}"
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    return fixture_config("tiny-test_eval_64x64")
