@@ -103,6 +103,23 @@ _prepare_environment()
 
 import jittor as jt  # noqa: E402  (must come after the environment is prepared)
 
+
+def _restore_python_signal_handlers() -> None:
+    """Jittor's C++ core installs handlers that hard-exit the whole process on SIGINT and whenever
+    any child process dies from a signal (SIGCHLD): Ctrl-C would skip Python's cleanup (data
+    workers, partial files), and a sweep/test that kills a child training run would kill itself.
+    Give both back to Python; crash handlers (SIGSEGV, ...) stay Jittor's."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+_restore_python_signal_handlers()
+
 jt.flags.use_cuda = 1 if DEVICE == "cuda" and jt.has_cuda else 0
 if jt.flags.use_cuda == 0:
     DEVICE = "cpu"

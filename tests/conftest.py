@@ -60,3 +60,29 @@ def assert_close_fwd(got, ref, what: str) -> None:
 @pytest.fixture(scope="session")
 def tiny_cfg():
     return fixture_config("tiny-test_eval_64x64")
+
+
+# ---------------------------------------------------------------------------- tiny training setup
+TINY_TRAIN_OVERRIDES = [
+    "model.backbone.embed_dims=[8,16,32,64]", "model.backbone.depths=[1,1,1,1]",
+    "model.decode_head.in_channels=[16,32,64]", "model.decode_head.channels=16",
+    "model.decode_head.ham_channels=16", "model.decode_head.gn_groups=4", "model.decode_head.ham.md_r=4",
+    "data.crop_size=[32,32]", "data.scale=[128,64]", "data.num_workers=0",
+    "train.batch_size=2", "train.max_iters=6", "train.eval_interval=6", "train.checkpoint_interval=2",
+    "train.log_interval=2", "train.max_keep_checkpoints=10", "train.schedule.warmup_iters=2",
+    "eval.scale=[128,64]", "eval.batch_size=1", "eval.num_workers=0",
+]
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A small MNIST-derived dataset in the ADE20K layout (labels derived from MNIST strokes)."""
+    from segnext_jt.data.demo_mnist import build_demo_dataset
+    out = tmp_path_factory.mktemp("demo_data")
+    build_demo_dataset(str(out), num_train=32, num_val=6, size=64, seed=0)
+    return out / "ADEChallengeData2016"
+
+
+@pytest.fixture(scope="session")
+def tiny_train_options(demo_root):
+    return TINY_TRAIN_OVERRIDES + [f"data.root={demo_root}"]

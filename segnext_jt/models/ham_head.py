@@ -97,7 +97,7 @@ class NMF2D(nn.Module):
 
     def _local_inference(self, x: jt.Var, bases: jt.Var) -> tuple[jt.Var, jt.Var]:
         coef = nn.softmax(self.inv_t * nn.bmm(x.transpose([0, 2, 1]), bases), dim=-1)
-        steps = self.train_steps if self.is_train else self.eval_steps
+        steps = self.train_steps if self.training else self.eval_steps
         for _ in range(steps):
             coef = self._update_coef(x, bases, coef)
             bases = self._update_bases(x, bases, coef)

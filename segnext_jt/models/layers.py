@@ -63,7 +63,7 @@ class BatchNorm2d(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         dims = _channel_dims(x)
-        if self.is_train:
+        if self.training:
             mean = x.mean(dims=dims, keepdims=True)
             centered = x - mean
             var = (centered * centered).mean(dims=dims, keepdims=True)
@@ -129,6 +129,21 @@ class GELU(nn.Module):
         return gelu(x)
 
 
+# DropPath / Dropout2d masks come from this NumPy generator, not Jittor's RNG: Jittor's random ops
+# depend on process history, so a resumed run would not redraw the same masks. The trainer sets a
+# generator derived from (seed, iteration, rank) before every iteration.
+_dropout_rng = np.random.default_rng(0)
+
+
+def set_dropout_rng(rng: np.random.Generator) -> None:
+    global _dropout_rng
+    _dropout_rng = rng
+
+
+def _uniform(shape: Sequence[int]) -> jt.Var:
+    return jt.array(_dropout_rng.random(tuple(shape), dtype=np.float32))
+
+
 class DropPath(nn.Module):
     """Stochastic depth per sample (timm/mmcv): x / keep * floor(keep + U[0,1))."""
 
@@ -136,10 +151,10 @@ class DropPath(nn.Module):
         self.drop_prob = float(drop_prob)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if not self.is_train or self.drop_prob == 0.0:
+        if not self.training or self.drop_prob == 0.0:
             return x
         keep = 1.0 - self.drop_prob
-        mask = jt.floor(keep + jt.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        mask = jt.floor(keep + _uniform([x.shape[0]] + [1] * (x.ndim - 1)))
         return x / keep * mask
 
 
@@ -150,10 +165,10 @@ class Dropout2d(nn.Module):
         self.p = float(p)
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if not self.is_train or self.p == 0.0:
+        if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        mask = (jt.rand([x.shape[0], x.shape[1], 1, 1], dtype=x.dtype) < keep).float32()
+        mask = (_uniform([x.shape[0], x.shape[1], 1, 1]) < keep).float32()
         return x * mask / keep
 
 

@@ -1,0 +1,132 @@
+"""Dataset evaluation: single scale or ms+flip, mmseg-exact metrics, seeded per-image NMF bases.
+
+Every view of every image draws its NMF bases from the key
+(KEY_EVAL, crc32(image file name), round(1000 * ratio), flip), so the result depends only on
+(config, weights, seed) - not on batch size, worker count or image order. The single-scale view
+uses the key of the ratio-1.0, unflipped TTA view.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import runtime  # noqa: F401
+import jittor as jt
+from jittor import nn
+
+from ..config import EvalConfig
+from ..data.ade20k import RawSample
+from ..data.transforms import TestResizeInfo, test_resize, tta_scales
+from ..models.ham_head import KEY_EVAL, image_key
+from ..models.layers import resize_bilinear
+from .metrics import IoUMetric
+
+
+@dataclass(frozen=True)
+class View:
+    ratio: float  # None-like 0.0 marks the single-scale view at the config scale
+    flip: bool
+    size: Optional[tuple]  # (w, h) resize target, None = keep-ratio resize to the config scale
+
+    def key(self, name: str) -> tuple:
+        return (KEY_EVAL, image_key(os.path.basename(name)), int(round(self.ratio * 1000)), int(self.flip))
+
+
+def plan_views(img_w: int, img_h: int, cfg: EvalConfig, ms_flip: bool) -> list[View]:
+    if not ms_flip:
+        return [View(1.0, False, None)]
+    sizes = tta_scales(img_w, img_h, cfg.tta_ratios, cfg.pipeline, tuple(cfg.scale))
+    flips = (False, True) if cfg.tta_flip else (False,)
+    return [View(r, f, tuple(s)) for r, s in zip(cfg.tta_ratios, sizes) for f in flips]
+
+
+def logits_to_original(logits: jt.Var, info: TestResizeInfo) -> jt.Var:
+    """Network-input logits (1, K, h, w) -> logits at the original image size: crop the padding
+    ('pad'), undo the flip, bilinear resize to the original (h, w)."""
+    vh, vw = info.valid_shape
+    if tuple(logits.shape[2:]) != (vh, vw):
+        logits = logits[:, :, :vh, :vw]
+    if info.flip:
+        logits = logits[:, :, :, ::-1]
+    return resize_bilinear(logits, info.ori_shape)
+
+
+@dataclass
+class EvalResult:
+    metrics: dict
+    table: str
+    num_images: int
+    views_per_image: int
+    forward_calls: int
+    seconds: float
+    metric_state: dict = field(default_factory=dict)
+
+
+class Evaluator:
+    """Runs `model` over a dataset and accumulates IoU statistics (streaming, constant memory)."""
+
+    def __init__(self, model, cfg: EvalConfig, mean: Sequence[float], std: Sequence[float],
+                 num_classes: int, class_names: Optional[Sequence[str]] = None):
+        self.model, self.cfg = model, cfg
+        self.mean, self.std = list(mean), list(std)
+        self.num_classes = num_classes
+        self.class_names = class_names
+        self.forward_calls = 0  # number of image-views that went through the network
+
+    def predict_probs(self, samples: Sequence[RawSample], ms_flip: bool) -> list[np.ndarray]:
+        """Softmax probabilities (K, H, W) at original size per sample, averaged over the views.
+        Views of equal input shape (across the samples) share one forward call."""
+        cfg = self.cfg
+        sums: list = [None] * len(samples)
+        plans = [plan_views(s.img.shape[1], s.img.shape[0], cfg, ms_flip) for s in samples]
+        for v in range(len(plans[0]) if plans else 0):
+            groups: dict = {}
+            for i, s in enumerate(samples):
+                view = plans[i][v]
+                inp, info = test_resize(s.img, tuple(cfg.scale), cfg.pipeline, cfg.size_divisor,
+                                        size=view.size, flip=view.flip, mean=self.mean, std=self.std)
+                groups.setdefault(inp.shape, []).append((i, inp, info, view.key(s.filename)))
+            for members in groups.values():
+                batch = jt.array(np.stack([m[1] for m in members]))
+                keys = [m[3] for m in members]
+                with jt.no_grad():
+                    logits = self.model.predict(batch, keys, mode=cfg.mode, crop_size=cfg.slide_crop,
+                                                stride=cfg.slide_stride)
+                self.forward_calls += len(members)
+                for j, (i, _, info, _) in enumerate(members):
+                    prob = nn.softmax(logits_to_original(logits[j:j + 1], info), dim=1)[0]
+                    sums[i] = prob if sums[i] is None else sums[i] + prob
+        n_views = len(plans[0]) if plans else 1
+        return [(s / n_views).numpy() for s in sums]
+
+    def evaluate(self, loader, ms_flip: bool = False, on_prediction: Optional[Callable] = None,
+                 progress: bool = True, desc: str = "eval") -> EvalResult:
+        """`loader` yields lists of RawSample (data.loader.ValLoader). `on_prediction(sample, pred,
+        probs)` is called per image (e.g. to write PNGs)."""
+        was_training = self.model.training
+        self.model.eval()
+        metric = IoUMetric(self.num_classes, class_names=self.class_names)
+        start, calls_before, n_images, n_views = time.time(), self.forward_calls, 0, 0
+        try:
+            bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
+            for samples in bar:
+                probs = self.predict_probs(samples, ms_flip)
+                for s, p in zip(samples, probs):
+                    pred = p.argmax(axis=0).astype(np.int64)
+                    metric.update(pred, s.gt_seg)
+                    if on_prediction is not None:
+                        on_prediction(s, pred, p)
+                n_images += len(samples)
+            n_views = (self.forward_calls - calls_before) // max(n_images, 1)
+        finally:
+            if was_training:
+                self.model.train()
+        result = metric.compute()
+        return EvalResult(metrics=result, table=metric.table(), num_images=n_images, views_per_image=n_views,
+                          forward_calls=self.forward_calls - calls_before, seconds=time.time() - start,
+                          metric_state=metric.state())

@@ -1,0 +1,60 @@
+"""Evaluate a checkpoint on the config's validation split (what tools/eval.py and the seed sweep run)."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from ..config import Config
+from ..data.build import build_dataset
+from ..data.loader import ValLoader
+from ..io import load_checkpoint
+from ..models import build_segmentor
+from .evaluator import Evaluator
+from .visualize import default_palette, save_prediction
+
+
+def check_dataset_matches(cfg: Config, dataset) -> None:
+    if dataset.num_classes != cfg.model.decode_head.num_classes:
+        raise ValueError(f"{cfg.source}: model.decode_head.num_classes={cfg.model.decode_head.num_classes} "
+                         f"but the {cfg.data.dataset!r} dataset at {cfg.data.root} has {dataset.num_classes} classes")
+
+
+def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False, out_dir: Optional[str] = None,
+                   limit: Optional[int] = None, progress: bool = True, model=None, logger=print) -> dict:
+    """Returns a JSON-able summary: mIoU/mAcc/aAcc (%), per-class IoU/Acc (%), counts, timing, table."""
+    dataset = build_dataset(cfg.data, "val")
+    check_dataset_matches(cfg, dataset)
+    if model is None:
+        model = build_segmentor(cfg)
+        load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None)
+    model.set_nmf_seed(cfg.eval.seed)
+    evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, dataset.num_classes, dataset.classes)
+    indices = None if limit is None else list(range(min(limit, len(dataset))))
+    loader = ValLoader(dataset, batch_size=cfg.eval.batch_size, num_workers=cfg.eval.num_workers, indices=indices)
+    palette = dataset.palette or default_palette(dataset.num_classes)
+    on_pred = None
+    if out_dir:
+        def on_pred(sample, pred, probs):
+            save_prediction(out_dir, sample.filename, pred, sample.img, palette)
+    try:
+        result = evaluator.evaluate(loader, ms_flip=ms_flip, on_prediction=on_pred, progress=progress,
+                                    desc="ms+flip" if ms_flip else "eval")
+    finally:
+        loader.close()
+    m = result.metrics
+
+    def pct(v):
+        return None if np.isnan(v) else float(v) * 100
+
+    return {
+        "config": cfg.source, "checkpoint": checkpoint, "seed": cfg.eval.seed, "ms_flip": ms_flip,
+        "pipeline": cfg.eval.pipeline, "mode": cfg.eval.mode,
+        "mIoU": m["mIoU"], "mAcc": m["mAcc"], "aAcc": m["aAcc"],
+        "per_class": {name: {"IoU": pct(i), "Acc": pct(a)} for name, i, a in zip(dataset.classes, m["IoU"], m["Acc"])},
+        "per_class_iou": [pct(v) for v in m["IoU"]],
+        "num_images": result.num_images, "views_per_image": result.views_per_image,
+        "forward_calls": result.forward_calls, "seconds": result.seconds, "table": result.table,
+        "metric_state": result.metric_state,
+    }

@@ -1,0 +1,40 @@
+"""Prediction outputs: label PNGs (class ids) and colour-palette overlays."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+
+def colorize(pred: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) RGB uint8; ids outside the palette (e.g. 255) are black."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[:len(palette)] = np.asarray(palette, dtype=np.uint8)
+    return table[np.clip(pred, 0, 255).astype(np.uint8)]
+
+
+def overlay(img_bgr: np.ndarray, pred: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5) -> np.ndarray:
+    """Blend the colourised prediction over the image (mmseg's show_result uses opacity 0.5)."""
+    rgb = img_bgr[:, :, ::-1].astype(np.float32)
+    blended = rgb * (1 - alpha) + colorize(pred, palette).astype(np.float32) * alpha
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def save_prediction(out_dir: str, image_path: str, pred: np.ndarray, img_bgr: np.ndarray,
+                    palette: Sequence[Sequence[int]]) -> tuple[str, str]:
+    """Write <stem>.png (uint8 class ids, 0-based: ADE20K's 0 'other' is not a class) and
+    <stem>_overlay.jpg. Returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    label_path = os.path.join(out_dir, stem + ".png")
+    overlay_path = os.path.join(out_dir, stem + "_overlay.jpg")
+    Image.fromarray(pred.astype(np.uint8)).save(label_path)
+    Image.fromarray(overlay(img_bgr, pred, palette)).save(overlay_path, quality=92)
+    return label_path, overlay_path
+
+
+def default_palette(num_classes: int, seed: int = 1) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(num_classes, 3)).tolist()
