@@ -1,0 +1,37 @@
+# Fresh-machine entry points (see README): `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DATA := demo_data
+DEMO_DIR := work_dirs/demo
+SWEEP_DIR := work_dirs/demo_sweep
+
+.PHONY: venv demo test bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# A short real run on CPU: build the MNIST-derived demo data, train, evaluate (single scale and
+# ms+flip), then a 3-seed sweep with its report.
+demo: venv
+	$(PY) tools/prepare_demo_data.py --out $(DEMO_DATA)
+	$(PY) tools/train.py configs/demo_mnist.yaml --work-dir $(DEMO_DIR) --seed 0
+	$(PY) tools/eval.py configs/demo_mnist.yaml $(DEMO_DIR)/iter_500.npz --json $(DEMO_DIR)/eval_ss.json
+	$(PY) tools/eval.py configs/demo_mnist.yaml $(DEMO_DIR)/iter_500.npz --ms-flip --json $(DEMO_DIR)/eval_msflip.json
+	$(PY) repro/seed_sweep.py --config configs/demo_mnist.yaml --seeds 0..2 --eval-seeds 0..1 --work-dir $(SWEEP_DIR)
+	$(PY) repro/report.py $(SWEEP_DIR)
+	@echo "report: $(SWEEP_DIR)/report.md"
+
+test: venv
+	$(PY) -m pytest -q tests
+
+bench: venv
+	$(PY) bench/bench_model.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DATA) work_dirs
