@@ -120,6 +120,13 @@ def _restore_python_signal_handlers() -> None:
 
 _restore_python_signal_handlers()
 
+# Jittor compiles new kernels on a pool of threads by default. We saw rare deadlocks and crashes
+# there when several processes compile into the shared kernel cache at once (a seed sweep, tests
+# with subprocesses); compiling in the calling thread costs some first-run time and avoids them.
+# SEGNEXT_PARALLEL_COMPILE=1 restores Jittor's default.
+if os.environ.get("SEGNEXT_PARALLEL_COMPILE", "0") != "1":
+    jt.flags.use_parallel_op_compiler = 0
+
 jt.flags.use_cuda = 1 if DEVICE == "cuda" and jt.has_cuda else 0
 if jt.flags.use_cuda == 0:
     DEVICE = "cpu"

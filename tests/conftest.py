@@ -86,3 +86,16 @@ def demo_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_train_options(demo_root):
     return TINY_TRAIN_OVERRIDES + [f"data.root={demo_root}"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_train_options):
+    """A tiny model trained for 20 iterations on the demo data (shared by eval/sweep tests)."""
+    from segnext_jt import load_config
+    from segnext_jt.engine.trainer import Trainer
+    work = tmp_path_factory.mktemp("tiny_ckpt")
+    cfg = load_config(ROOT / "configs" / "demo_mnist.yaml",
+                      tiny_train_options + ["train.max_iters=20", "train.eval_interval=1000",
+                                            "train.checkpoint_interval=20"])
+    result = Trainer(cfg, str(work), seed=0, progress=False, logger=lambda *a: None).train()
+    return result.checkpoint

@@ -286,5 +286,5 @@ class Trainer:
         if self.writer is not None:
             self.writer.write(line)
         if self.rank == 0:
-            bar.write(f"iter {done}/{self.cfg.train.max_iters} lr {lr:.3e} loss {mean['loss']:.4f} "
+            (bar.write if self.progress else self._log)(f"iter {done}/{self.cfg.train.max_iters} lr {lr:.3e} loss {mean['loss']:.4f} "
                       f"acc {mean['decode.acc_seg']:.2f} time {mean['time']:.3f}s data {mean['data_time']:.3f}s")
