@@ -107,3 +107,20 @@ def test_checkpoint_config_mismatch_is_named(tiny_train_options, tiny_checkpoint
         _summary(_cfg(tiny_train_options), "/nonexistent/missing.pth")
     with pytest.raises(ValueError, match="num_classes=12"):
         _summary(_cfg(tiny_train_options, "model.decode_head.num_classes=12"), tiny_checkpoint)
+
+
+def test_infer_cli_on_users_images(tmp_path, demo_root, tiny_train_options, tiny_checkpoint):
+    images = sorted((demo_root / "images" / "validation").glob("*.jpg"))[:2]
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "infer.py"), *map(str, images),
+                           "--config", DEMO_CFG, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "o"),
+                           "--cfg-options", *tiny_train_options], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, SEGNEXT_DEVICE="cpu"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for img in images:
+        assert (tmp_path / "o" / (img.stem + ".png")).exists()
+        assert (tmp_path / "o" / (img.stem + "_overlay.jpg")).exists()
+    bad = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "infer.py"), str(tmp_path / "nope.jpg"),
+                          "--config", DEMO_CFG, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "o"),
+                          "--cfg-options", *tiny_train_options], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, SEGNEXT_DEVICE="cpu"))
+    assert bad.returncode == 1 and "nope.jpg" in bad.stderr

@@ -35,19 +35,28 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from segnext_jt.data.ade20k import DataError
-    from segnext_jt.engine.trainer import Trainer, TrainingDivergedError
+    from segnext_jt.data.loader import SampleLoadError
+    from segnext_jt.engine.trainer import Trainer, TrainingDivergedError, TrainSetupError
+    from segnext_jt.io.errors import CheckpointError
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     try:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)
         result = trainer.train()
-    except (DataError, TrainingDivergedError, FileNotFoundError, ValueError) as exc:
+    except (DataError, SampleLoadError, CheckpointError, TrainingDivergedError, TrainSetupError,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if trainer.rank == 0:
+        from segnext_jt.evaluation.run import majority_baseline
+        baseline = majority_baseline(trainer.val_set)
         summary = {"work_dir": work_dir, "seed": trainer.seed, "final_iter": result.final_iter,
                    "final_loss": result.final_loss, "checkpoint": result.checkpoint,
-                   "mIoU": result.last_eval["mIoU"] if result.last_eval else None}
+                   "mIoU": result.last_eval["mIoU"] if result.last_eval else None,
+                   "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"]}
+        if summary["mIoU"] is not None:
+            print(f"final mIoU {summary['mIoU']:.2f} vs majority-class baseline {baseline['mIoU']:.2f} "
+                  f"(always predicting {baseline['class']!r})")
         with open(os.path.join(work_dir, "train_result.json"), "w") as f:
             json.dump(summary, f, indent=1)
         print(json.dumps(summary))

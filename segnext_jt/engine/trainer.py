@@ -45,6 +45,10 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
+class TrainSetupError(ValueError):
+    """The run cannot start as configured (batch split, class count, resume checkpoint)."""
+
+
 def iteration_rngs(seed: int, it: int, rank: int) -> None:
     """Seed Jittor's RNG and the DropPath/Dropout generator from (seed, iteration, rank)."""
     jt.set_seed(int(np.random.SeedSequence([seed, it, rank, 0x6A74]).generate_state(1)[0]))
@@ -84,7 +88,7 @@ class Trainer:
         self.rank = jt.rank if jt.in_mpi else 0
         self.world_size = jt.world_size if jt.in_mpi else 1
         if cfg.train.batch_size % self.world_size:
-            raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
+            raise TrainSetupError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                              f"{self.world_size} MPI processes")
         self.per_rank_batch = cfg.train.batch_size // self.world_size
         os.makedirs(work_dir, exist_ok=True)
@@ -106,7 +110,7 @@ class Trainer:
         self.train_set = build_dataset(cfg.data, "train")
         self.val_set = build_dataset(cfg.data, "val")
         if self.train_set.num_classes != cfg.model.decode_head.num_classes:
-            raise ValueError(f"{cfg.source}: model.decode_head.num_classes="
+            raise TrainSetupError(f"{cfg.source}: model.decode_head.num_classes="
                              f"{cfg.model.decode_head.num_classes} but dataset {cfg.data.dataset!r} has "
                              f"{self.train_set.num_classes} classes")
         self.start_iter = 0
@@ -172,10 +176,10 @@ class Trainer:
     def _resume(self, path: str) -> None:
         arrays, meta = load_npz(path)
         if meta.get("checkpoint_kind") != "train" or "iter" not in meta:
-            raise ValueError(f"{path}: not a training checkpoint of this project (no optimizer state); "
+            raise TrainSetupError(f"{path}: not a training checkpoint of this project (no optimizer state); "
                              "use model.backbone.pretrained or tools/eval.py for weights-only files")
         if int(meta.get("seed", self.seed)) != self.seed:
-            raise ValueError(f"{path}: checkpoint was trained with seed {meta['seed']}, not {self.seed}; "
+            raise TrainSetupError(f"{path}: checkpoint was trained with seed {meta['seed']}, not {self.seed}; "
                              "resuming with another seed would not reproduce either run")
         weights = {k[len("state_dict/"):]: v for k, v in arrays.items() if k.startswith("state_dict/")}
         self.model.load_state_dict(weights)

@@ -21,6 +21,23 @@ def check_dataset_matches(cfg: Config, dataset) -> None:
                          f"but the {cfg.data.dataset!r} dataset at {cfg.data.root} has {dataset.num_classes} classes")
 
 
+def majority_baseline(dataset) -> dict:
+    """mIoU/aAcc (%) of predicting the most frequent ground-truth class of the split everywhere:
+    the floor a trained model must clear."""
+    from .metrics import IoUMetric
+    counts = np.zeros(dataset.num_classes, dtype=np.int64)
+    for i in range(len(dataset)):  # two streaming passes: counts, then the metric
+        label = dataset.load_label(i)
+        counts += np.bincount(label[label != 255].ravel(), minlength=dataset.num_classes)[:dataset.num_classes]
+    majority = int(counts.argmax())
+    metric = IoUMetric(dataset.num_classes, class_names=dataset.classes)
+    for i in range(len(dataset)):
+        label = dataset.load_label(i)
+        metric.update(np.full(label.shape, majority, dtype=np.int64), label)
+    result = metric.compute()
+    return {"class": dataset.classes[majority], "mIoU": result["mIoU"], "aAcc": result["aAcc"]}
+
+
 def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False, out_dir: Optional[str] = None,
                    limit: Optional[int] = None, progress: bool = True, model=None, logger=print) -> dict:
     """Returns a JSON-able summary: mIoU/mAcc/aAcc (%), per-class IoU/Acc (%), counts, timing, table."""

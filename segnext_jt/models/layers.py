@@ -7,6 +7,7 @@ port of a torch checkpoint gives the same numbers (spec section 8.1).
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -20,6 +21,132 @@ IntPair = Union[int, Sequence[int]]
 
 def _pair(v: IntPair) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+# --------------------------------------------------------------------------------------------
+# Depthwise convolution on the CPU
+# --------------------------------------------------------------------------------------------
+# On the CPU, Jittor's conv tuner hands grouped convolutions to oneDNN (mkl_conv, ...backward_x,
+# ...backward_w) in plain NCHW. For MSCAN's depthwise convs that is a poor fit (profile of a
+# SegNeXt-T step at 512x512 on 2 cores, see bench/bench_model.py):
+#   * forward: square kernels run oneDNN's jit_dw with a reorder to and from a blocked layout around
+#     every call; the 1xK strips (1x11, 1x21) fall back to im2col + gemm;
+#   * backward: the weight gradient is oneDNN's gemm-based grouped path, one tiny gemm per channel
+#     with spin barriers between threads: ~10 ms per conv on an idle machine, and 1-10 s per conv
+#     as soon as another process competes for a core (the barriers spin against a descheduled
+#     thread). It dominated the training step.
+# The two C++ kernels below are direct loops (stride 1, no dilation, any zero padding), parallel
+# over channels with OpenMP. Every inner loop runs along one image row, so it is contiguous and
+# vectorised (Jittor compiles kernels with -Ofast -march=native):
+#   * _DW_FORWARD_SRC: y[n,c] = b[c] + sum_{i,j} w[c,i,j] * x[n,c, . + i - ph, . + j - pw];
+#     with FLIP it correlates with the 180-degree-rotated kernel, which is the input gradient
+#     (the gradient of a stride-1 conv with padding p is a conv of dy with padding k - 1 - p);
+#   * _DW_GRAD_WEIGHT_SRC: gw[c,i,j] = sum_{n,h,w} dy[n,c,h,w] * x[n,c,h+i-ph,w+j-pw].
+# The paddings (and the flip) are run-time `data`, so Jittor compiles three kernels in all.
+# SEGNEXT_CPU_DWCONV=onednn restores the previous path (jittor.nn.conv2d), e.g. to compare speed.
+_CPU_DEPTHWISE_NATIVE = os.environ.get("SEGNEXT_CPU_DWCONV", "native").strip().lower() != "onednn"
+
+_DW_FORWARD_SRC = """
+    // in0 x (N,C,H,W), in1 w (C,1,KH,KW)[, in2 bias (C)] -> out0 y (N,C,OH,OW)
+    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
+    const int KH = in1_shape2, KW = in1_shape3, OH = out0_shape2, OW = out0_shape3;
+    const int PH = (int)data["ph"], PW = (int)data["pw"], FLIP = (int)data["flip"];
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const int c = nc % C;
+        const float* __restrict__ xp = in0_p + (size_t)nc * H * W;
+        const float* __restrict__ wp = in1_p + (size_t)c * KH * KW;
+        float* __restrict__ yp = out0_p + (size_t)nc * OH * OW;
+        const float b = HAS_BIAS ? BIAS_AT(c) : 0.0f;
+        for (int oh = 0; oh < OH; oh++) {
+            float* __restrict__ yrow = yp + (size_t)oh * OW;
+            for (int ow = 0; ow < OW; ow++) yrow[ow] = b;
+            for (int ki = 0; ki < KH; ki++) {
+                const int ih = oh + ki - PH;
+                if (ih < 0 || ih >= H) continue;  // zero padding: the row contributes nothing
+                const float* __restrict__ xrow = xp + (size_t)ih * W;
+                for (int kj = 0; kj < KW; kj++) {
+                    const float wv = FLIP ? wp[(KH - 1 - ki) * KW + (KW - 1 - kj)] : wp[ki * KW + kj];
+                    const int off = kj - PW;  // input column = output column + off
+                    const int ow0 = off < 0 ? -off : 0;
+                    const int ow1 = W - off < OW ? W - off : OW;
+                    for (int ow = ow0; ow < ow1; ow++) yrow[ow] += wv * xrow[ow + off];
+                }
+            }
+        }
+    }
+"""
+
+_DW_GRAD_WEIGHT_SRC = """
+    // in0 x (N,C,H,W), in1 dy (N,C,OH,OW) -> out0 gw (C,1,KH,KW)
+    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
+    const int OH = in1_shape2, OW = in1_shape3, KH = out0_shape2, KW = out0_shape3;
+    const int PH = (int)data["ph"], PW = (int)data["pw"];
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double acc[KH * KW];  // per-row float dot products, summed over rows and images in double
+        for (int k = 0; k < KH * KW; k++) acc[k] = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
+            const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
+            for (int oh = 0; oh < OH; oh++) {
+                const float* __restrict__ grow = gp + (size_t)oh * OW;
+                for (int ki = 0; ki < KH; ki++) {
+                    const int ih = oh + ki - PH;
+                    if (ih < 0 || ih >= H) continue;
+                    const float* __restrict__ xrow = xp + (size_t)ih * W;
+                    for (int kj = 0; kj < KW; kj++) {
+                        const int off = kj - PW;
+                        const int ow0 = off < 0 ? -off : 0;
+                        const int ow1 = W - off < OW ? W - off : OW;
+                        float s = 0.0f;
+                        for (int ow = ow0; ow < ow1; ow++) s += grow[ow] * xrow[ow + off];
+                        acc[ki * KW + kj] += s;
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < KH * KW; k++) out0_p[(size_t)c * KH * KW + k] = (float)acc[k];
+    }
+"""
+
+
+def _dw_conv_cpu(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int],
+                 flip: bool = False) -> jt.Var:
+    """Stride-1 depthwise conv (or, with flip, its input gradient) with the C++ loop kernel."""
+    n, c, h, w = x.shape
+    kh, kw = weight.shape[2], weight.shape[3]
+    ph, pw = padding
+    inputs = [x, weight] + ([bias] if bias is not None else [])
+    header = (f"#define HAS_BIAS {int(bias is not None)}\n"
+              f"#define BIAS_AT(c) {'in2_p[c]' if bias is not None else '0.0f'}\n")
+    return jt.code([n, c, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1], x.dtype, inputs,
+                   cpu_header=header, cpu_src=_DW_FORWARD_SRC,
+                   data={"ph": ph, "pw": pw, "flip": int(flip)})
+
+
+def _dw_grad_weight_cpu(x: jt.Var, grad_y: jt.Var, kernel_size: tuple[int, int],
+                        padding: tuple[int, int]) -> jt.Var:
+    kh, kw = kernel_size
+    return jt.code([x.shape[1], 1, kh, kw], x.dtype, [x, grad_y], cpu_src=_DW_GRAD_WEIGHT_SRC,
+                   data={"ph": padding[0], "pw": padding[1]})
+
+
+class _DepthwiseConv2dCPU(jt.Function):
+    """Depthwise conv (stride 1) with the loop kernels above for the forward and both gradients."""
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int]):
+        self.saved = (x, weight, bias is not None, padding)
+        return _dw_conv_cpu(x, weight, bias, padding)
+
+    def grad(self, grad_y: jt.Var):
+        x, weight, has_bias, (ph, pw) = self.saved
+        kh, kw = weight.shape[2], weight.shape[3]
+        # Jittor is lazy: a gradient nobody asks for (e.g. of a stop_grad input) is never computed.
+        grad_x = _dw_conv_cpu(grad_y, weight, None, (kh - 1 - ph, kw - 1 - pw), flip=True)
+        grad_w = _dw_grad_weight_cpu(x, grad_y, (kh, kw), (ph, pw))
+        grad_b = grad_y.sum([0, 2, 3]) if has_bias else None
+        return grad_x, grad_w, grad_b, None
 
 
 class Conv2d(nn.Module):
@@ -36,12 +163,18 @@ class Conv2d(nn.Module):
                                     0.0, math.sqrt(2.0 / fan_out))
         self.bias = jt.zeros([out_channels], "float32") if bias else None
         self._depthwise = groups == in_channels == out_channels and groups > 1
+        # the CPU loop kernels cover stride 1 with 0 <= padding < kernel (all of MSCAN's depthwise convs)
+        self._cpu_loop_kernel = (self._depthwise and self.stride == (1, 1)
+                                 and 0 <= self.padding[0] < kh and 0 <= self.padding[1] < kw)
 
     def execute(self, x: jt.Var) -> jt.Var:
         if self._depthwise and jt.flags.use_cuda:
             from jittor.depthwise_conv import DepthwiseConv
             y = DepthwiseConv(self.stride, self.padding, (1, 1))(x, self.weight)
             return y if self.bias is None else y + self.bias.broadcast(y.shape, [0, 2, 3])
+        if (self._cpu_loop_kernel and _CPU_DEPTHWISE_NATIVE and x.dtype == "float32"
+                and self.weight.dtype == "float32"):
+            return _DepthwiseConv2dCPU.apply(x, self.weight, self.bias, self.padding)
         return nn.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
 
 
@@ -60,14 +193,20 @@ class BatchNorm2d(nn.Module):
         self.running_mean = jt.zeros([num_features], "float32").stop_grad()
         self.running_var = jt.ones([num_features], "float32").stop_grad()
         self.num_batches_tracked = jt.zeros([], "int64").stop_grad()
+        self.sync = False  # SyncBN across MPI processes (trainer --sync-bn); equal per-process batches
 
     def execute(self, x: jt.Var) -> jt.Var:
         dims = _channel_dims(x)
         if self.training:
+            synced = self.sync and jt.in_mpi
             mean = x.mean(dims=dims, keepdims=True)
+            if synced:
+                mean = mean.mpi_all_reduce("mean")
             centered = x - mean
             var = (centered * centered).mean(dims=dims, keepdims=True)
-            n = x.numel() // self.num_features
+            if synced:
+                var = var.mpi_all_reduce("mean")
+            n = x.numel() // self.num_features * (jt.world_size if synced else 1)
             with jt.no_grad():
                 m = self.momentum
                 batch_mean = mean.reshape([-1]).detach()
