@@ -178,12 +178,15 @@ def _worker_loop(kind: str, payload: Tuple, tasks: Any, results: Any) -> None:
     # shut us down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = mp.parent_process()
-    while True:
+    parent_pid = os.getppid()  # parent_process() can be None with the light boot; a re-parented
+    while True:                # worker (parent killed, even by SIGKILL) must not linger
         try:
             task = tasks.get(timeout=_POLL_S)
         except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                return
+            if (parent is not None and not parent.is_alive()) or os.getppid() != parent_pid:
+                # nobody reads our results any more: a normal exit would wait forever for the
+                # result queue's feeder thread to flush into the full pipe
+                os._exit(0)
             continue
         if task is None:
             return
