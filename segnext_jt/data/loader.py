@@ -288,7 +288,28 @@ class _Pool:
 # --------------------------------------------------------------------------
 
 
-class TrainLoader:
+class _WorkerOwner:
+    """Owns an optional worker pool: close() stops it (idempotent); usable as a context manager."""
+
+    _pool: Optional["_Pool"] = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class TrainLoader(_WorkerOwner):
     """Endless (or ``max_iters``-long) iterator of training batches.
 
     Each batch is a dict: 'img' float32 (B, 3, H, W), 'gt_seg' int64 (B, H, W),
@@ -414,24 +435,9 @@ class TrainLoader:
         seg = np.stack([s[1] for s in samples]).astype(np.int64)
         return {"img": img, "gt_seg": seg, "filenames": [s[2] for s in samples], "iter": it}
 
-    def close(self) -> None:
-        """Stop the workers (idempotent)."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __enter__(self) -> "TrainLoader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
 
-class ValLoader:
+class ValLoader(_WorkerOwner):
     """Ordered iterator over raw validation samples, in batches (lists).
 
     Yields lists of :class:`RawSample` (or of ``transform(raw)`` when a
@@ -485,17 +491,3 @@ class ValLoader:
         finally:
             self.close()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __enter__(self) -> "ValLoader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
