@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import struct
 import zipfile
+import zlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -42,11 +45,15 @@ class GlobalRef:
 
 
 class Storage:
-    """A flat storage. `type_name` defaults from the dtype; pass raw uint16 + 'BFloat16Storage' for bf16."""
+    """A flat storage. `type_name` defaults from the dtype; pass raw uint16 + 'BFloat16Storage' for bf16.
 
-    def __init__(self, flat: np.ndarray, type_name: Optional[str] = None) -> None:
+    `numel` overrides the element count written in the persistent id (for files that lie about it).
+    """
+
+    def __init__(self, flat: np.ndarray, type_name: Optional[str] = None, numel: Optional[int] = None) -> None:
         self.flat = np.ascontiguousarray(flat).reshape(-1)
         self.type_name = type_name or _TYPE_NAMES[self.flat.dtype]
+        self.numel = self.flat.size if numel is None else numel
 
     def raw_bytes(self, byteorder: str = "little") -> bytes:
         dtype = self.flat.dtype.newbyteorder("<" if byteorder == "little" else ">")
@@ -100,13 +107,13 @@ class _TorchPickler(pickle._Pickler):  # the pure-Python pickler lets us add dis
         if isinstance(obj, StorageView):
             root_key = self._key(obj.root)
             view_key = self.view_keys.setdefault(id(obj), f"view{len(self.view_keys)}")
-            return ("storage", GlobalRef("torch", obj.root.type_name), root_key, "cpu", obj.root.flat.size,
+            return ("storage", GlobalRef("torch", obj.root.type_name), root_key, "cpu", obj.root.numel,
                     (view_key, obj.offset, obj.numel))
         if isinstance(obj, Storage):
             key = self._key(obj)
             if self.legacy:
-                return ("storage", GlobalRef("torch", obj.type_name), key, "cpu", obj.flat.size, None)
-            return ("storage", GlobalRef("torch", obj.type_name), key, "cpu", obj.flat.size)
+                return ("storage", GlobalRef("torch", obj.type_name), key, "cpu", obj.numel, None)
+            return ("storage", GlobalRef("torch", obj.type_name), key, "cpu", obj.numel)
         return None
 
     def _save_global_ref(self, obj: GlobalRef) -> None:
@@ -114,6 +121,11 @@ class _TorchPickler(pickle._Pickler):  # the pure-Python pickler lets us add dis
         self.memoize(obj)
 
     dispatch[GlobalRef] = _save_global_ref
+
+
+def dump(obj: Any, legacy: bool = False) -> Tuple[bytes, List[Tuple[str, Storage]]]:
+    """The pickle torch.save would write for `obj`, and its storages as (key, storage)."""
+    return _dump(obj, legacy)
 
 
 def _dump(obj: Any, legacy: bool) -> Tuple[bytes, List[Tuple[str, Storage]]]:
@@ -137,10 +149,12 @@ def write_zip(path: str, obj: Any, archive: str = "archive", byteorder: str = "l
         zf.writestr(f"{archive}/version", "3\n")
 
 
-def write_legacy(path: str, obj: Any, object_pickle: Optional[bytes] = None, header_protocol: int = 2) -> None:
+def write_legacy(path: str, obj: Any, object_pickle: Optional[bytes] = None, header_protocol: int = 2,
+                 counts: Optional[Dict[str, int]] = None) -> None:
     """Legacy layout: magic, version, sys_info, object pickle, key list, then (int64 numel, bytes) per storage.
 
     `header_protocol` > 3 mimics `torch.save(..., pickle_protocol=4)`, whose pickles start with a FRAME.
+    `counts` overrides the element count written before a storage's bytes (for files that lie about it).
     """
     data, storages = _dump(obj, legacy=True)
     sys_info = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": True,
@@ -155,7 +169,8 @@ def write_legacy(path: str, obj: Any, object_pickle: Optional[bytes] = None, hea
         f.write(pickle.dumps(keys, protocol=2))
         for key in keys:
             storage = by_key[key]
-            f.write(int(storage.flat.size).to_bytes(8, "little", signed=True))
+            count = (counts or {}).get(key, storage.flat.size)
+            f.write(int(count).to_bytes(8, "little", signed=True))
             f.write(storage.raw_bytes("little"))
 
 
@@ -164,3 +179,54 @@ def jseg_save(path: str, obj: Any) -> None:
     s = pickle.dumps(obj, 4)
     with open(path, "wb") as f:
         f.write(s + hashlib.sha1(s).digest() + b"HCAJSLHD")
+
+
+# ------------------------------------------------------------------------------------------------
+# Hand-made zip archives whose directory may lie (zip bombs, overlapping entries)
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class RawEntry:
+    """A zip entry written byte by byte. `payload` is what lies in the file (already compressed for
+    method 8); `file_size` / `compress_size` / `crc` are what the directory claims (default: true
+    values); `same_data_as` makes the directory entry point at another entry's local header."""
+
+    name: str
+    payload: bytes
+    method: int = zipfile.ZIP_STORED
+    file_size: Optional[int] = None
+    compress_size: Optional[int] = None
+    crc: Optional[int] = None
+    same_data_as: Optional[str] = None
+
+
+def deflated_zeros(mib: int) -> bytes:
+    """A raw deflate stream of `mib` MiB of zeros, built from one compressed 1 MiB block (fast)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(bytes(1 << 20)) + c.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, self-contained
+    return block * mib + c.flush()
+
+
+def write_raw_zip(path: str, entries: Sequence[RawEntry]) -> None:
+    """A zip archive with exactly the given (possibly lying) local headers and central directory."""
+    body, offsets, directory = bytearray(), {}, bytearray()
+    for e in entries:
+        if e.same_data_as is not None:
+            continue
+        offsets[e.name] = len(body)
+        name = e.name.encode()
+        crc = zlib.crc32(e.payload) if e.crc is None and e.method == zipfile.ZIP_STORED else (e.crc or 0)
+        body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, e.method, 0, 0x21, crc, len(e.payload),
+                            len(e.payload) if e.file_size is None else e.file_size, len(name), 0)
+        body += name + e.payload
+    for e in entries:
+        source = next(x for x in entries if x.name == (e.same_data_as or e.name))
+        name = e.name.encode()
+        crc = zlib.crc32(source.payload) if e.crc is None and e.method == zipfile.ZIP_STORED else (e.crc or 0)
+        csize = len(source.payload) if e.compress_size is None else e.compress_size
+        usize = len(source.payload) if e.file_size is None else e.file_size
+        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, e.method, 0, 0x21, crc, csize, usize,
+                                 len(name), 0, 0, 0, 0, 0, offsets[source.name])
+        directory += name
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory), len(body), 0)
+    with open(path, "wb") as f:
+        f.write(bytes(body) + bytes(directory) + end)

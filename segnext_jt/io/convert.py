@@ -28,7 +28,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import CheckpointFormatError, CheckpointMismatchError, ensure_file
+from .errors import CheckpointFormatError, CheckpointMismatchError, ensure_file, names_file
+from .limits import printable, short_repr, to_jsonable
 from .native import STATE_DICT_PREFIX, is_native_npz, load_npz
 from .torch_pickle import read_jittor_pickle, read_torch_checkpoint, sniff_container
 
@@ -79,32 +80,13 @@ class CheckpointContents:
     prefixed: int = 0  # number of pretrain keys that got the 'backbone.' prefix
 
 
-def to_jsonable(value: Any) -> Any:
-    """Best-effort conversion of checkpoint meta (numpy scalars, tuples, sets...) to JSON types."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((to_jsonable(v) for v in value), key=repr)
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    return repr(value)
-
-
 def _as_array(key: str, value: Any, path: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, np.generic):
         return np.asarray(value)
     raise CheckpointFormatError(
-        f"{path}: state-dict entry '{key}' is a {type(value).__name__}, expected a tensor/array"
+        f"{path}: state-dict entry '{printable(key)}' is a {type(value).__name__}, expected a tensor/array"
     )
 
 
@@ -120,7 +102,7 @@ def _unwrap_state_dict(obj: Any, path: str) -> Tuple[Mapping[str, Any], Dict[str
             return inner, meta_dict
     if obj and all(isinstance(v, (np.ndarray, np.generic)) for v in obj.values()):
         return obj, {}
-    keys = ", ".join(repr(k) for k in list(obj)[:10])
+    keys = ", ".join(short_repr(k) for k in list(obj)[:10])
     raise CheckpointFormatError(
         f"{path}: no weights found: expected a 'state_dict' or 'model' dict, or a dict of tensors; "
         f"top-level keys are {keys or 'none'}"
@@ -137,7 +119,7 @@ def normalize_state_dict(raw: Mapping[str, Any], path: str = "<state_dict>") -> 
     stripped = 0
     for key, value in raw.items():
         if not isinstance(key, str):
-            raise CheckpointFormatError(f"{path}: state-dict key {key!r} is not a string")
+            raise CheckpointFormatError(f"{path}: state-dict key {short_repr(key)} is not a string")
         array = _as_array(key, value, path)
         if key.startswith("module."):  # DataParallel / DistributedDataParallel wrapper
             key = key[len("module."):]
@@ -160,8 +142,8 @@ def normalize_state_dict(raw: Mapping[str, Any], path: str = "<state_dict>") -> 
             renamed.append((key, new_key))
         if new_key in out:
             raise CheckpointFormatError(
-                f"{path}: two entries map to '{new_key}' after normalising keys (e.g. both 'module.x' and 'x', "
-                f"or both ORIG and mmseg dwconv names); last one was '{key}'"
+                f"{path}: two entries map to '{printable(new_key)}' after normalising keys (e.g. both 'module.x' "
+                f"and 'x', or both ORIG and mmseg dwconv names); last one was '{printable(key)}'"
             )
         out[new_key] = array
 
@@ -211,6 +193,7 @@ def _native_weights(arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return arrays
 
 
+@names_file
 def read_checkpoint(path: "str | os.PathLike[str]") -> CheckpointContents:
     """Read and normalise a checkpoint, keeping a log of renamed / dropped / added keys."""
     p = ensure_file(path)

@@ -11,18 +11,24 @@ live under `state_dict/<name>`; a file without any `state_dict/` key is all mode
 
 Writes are atomic: a temporary file in the destination directory is written, fsync'ed and renamed over
 the target with `os.replace`, so readers see either the old file or the complete new one.
+
+Reading never trusts the file's own sizes: each member's `.npy` header (shape, dtype) is checked against
+the member's size in the zip directory, and the zip directory against the file (`limits.ZipGuard`),
+before an array is allocated; the JSON header is bounded in size, nesting and number of values.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .errors import CheckpointFormatError, ensure_file
+from .errors import CheckpointFormatError, ensure_file, names_file
+from .limits import MAX_ELEMENTS, MAX_JSON_BYTES, ZipGuard, printable, short_repr, to_jsonable
 
 __all__ = ["save_npz", "load_npz", "is_native_npz", "META_KEY", "STATE_DICT_PREFIX", "FORMAT_NAME"]
 
@@ -114,6 +120,7 @@ def save_npz(
     _fsync_directory(directory)
 
 
+@names_file
 def is_native_npz(path: "str | os.PathLike[str]") -> bool:
     """True if `path` is a zip archive holding our `__meta__.npy` member."""
     p = ensure_file(path)
@@ -124,22 +131,72 @@ def is_native_npz(path: "str | os.PathLike[str]") -> bool:
         return False
 
 
-def _decode_meta(raw: np.ndarray, path: str) -> Dict[str, Any]:
+def _decode_meta(raw: np.ndarray) -> Dict[str, Any]:
     if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise CheckpointFormatError(f"{path}: '{META_KEY}' should be a 1-D uint8 array, got {raw.dtype} {raw.shape}")
+        raise CheckpointFormatError(f"'{META_KEY}' should be a 1-D uint8 array, got {raw.dtype} {raw.shape}")
     try:
         document = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointFormatError(f"{path}: '{META_KEY}' is not valid UTF-8 JSON: {exc}") from exc
+        raise CheckpointFormatError(f"'{META_KEY}' is not valid UTF-8 JSON: {exc}") from exc
+    except RecursionError:
+        raise CheckpointFormatError(f"'{META_KEY}' JSON is nested too deeply (corrupt or hostile file?)") from None
     if not (isinstance(document, dict) and document.get("format") == FORMAT_NAME and isinstance(document.get("meta"), dict)):
-        raise CheckpointFormatError(f"{path}: '{META_KEY}' is not a {FORMAT_NAME} header")
+        raise CheckpointFormatError(f"'{META_KEY}' is not a {FORMAT_NAME} header")
     if document.get("version") != FORMAT_VERSION:
         raise CheckpointFormatError(
-            f"{path}: {FORMAT_NAME} version {document.get('version')!r} is not supported (expected {FORMAT_VERSION})"
+            f"{FORMAT_NAME} version {short_repr(document.get('version'))} is not supported (expected {FORMAT_VERSION})"
         )
-    return document["meta"]
+    return to_jsonable(document["meta"])  # the same data, with nesting depth and size bounded
 
 
+def _npy_header(member: Any, name: str) -> Tuple[Tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    else:  # save_npz writes 1.0 (2.0 for huge headers); 3.0 is only for structured utf-8 field names
+        raise CheckpointFormatError(f"member '{name}' has .npy format version {version}, expected 1.0 or 2.0")
+    if dtype.hasobject:
+        raise CheckpointFormatError(f"member '{name}' holds Python objects (dtype {dtype}), which need pickle; refused")
+    if len(shape) > 32 or not all(0 <= n <= MAX_ELEMENTS for n in shape) or math.prod(shape) > MAX_ELEMENTS:
+        raise CheckpointFormatError(f"member '{name}' declares an implausible shape {short_repr(shape)}")
+    return shape, dtype
+
+
+def _read_member(guard: ZipGuard, info: zipfile.ZipInfo, limit: Optional[int] = None) -> np.ndarray:
+    """One `.npy` member; its header is checked against the member's size before the array is allocated."""
+    name = printable(info.filename)
+    guard.admit(info)  # compression ratio and overlapping entries, before inflating the header
+    with guard.zf.open(info) as member:
+        shape, dtype = _npy_header(member, name)
+        need = member.tell() + math.prod(shape) * dtype.itemsize
+        if limit is not None and need > limit:
+            raise CheckpointFormatError(f"member '{name}' needs {need:,} bytes, more than the {limit:,} allowed")
+        guard.check_size(info, need, f"its .npy header (shape {shape}, dtype {dtype})")
+        member.seek(0)
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _read_members(zf: zipfile.ZipFile, path: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """(arrays in file order, the raw `__meta__` array)."""
+    names = zf.namelist()
+    if META_KEY + _NPY_SUFFIX not in names:
+        shown = [printable(n[: -len(_NPY_SUFFIX)], 60) for n in names[:10]]
+        raise CheckpointFormatError(f".npz without '{META_KEY}', so not a {FORMAT_NAME} checkpoint (keys: {shown})")
+    seen = set()
+    for name in names:
+        if not name.endswith(_NPY_SUFFIX) or name in seen:
+            raise CheckpointFormatError(f"unexpected or duplicate member '{printable(name)}' in the .npz")
+        seen.add(name)
+    guard = ZipGuard(zf, path)
+    raw_meta = _read_member(guard, zf.getinfo(META_KEY + _NPY_SUFFIX), MAX_JSON_BYTES)
+    arrays = {info.filename[: -len(_NPY_SUFFIX)]: _read_member(guard, info) for info in zf.infolist()
+              if info.filename != META_KEY + _NPY_SUFFIX}
+    return arrays, raw_meta
+
+
+@names_file
 def load_npz(path: "str | os.PathLike[str]") -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
     """Read a file written by `save_npz`: returns (arrays in file order, meta). Never unpickles."""
     p = ensure_file(path)
@@ -148,15 +205,13 @@ def load_npz(path: "str | os.PathLike[str]") -> Tuple[Dict[str, np.ndarray], Dic
     if not head.startswith(b"PK"):
         raise CheckpointFormatError(f"{p}: not an .npz (zip) file; first bytes are {head!r}")
     try:
-        with np.load(p, allow_pickle=False) as npz:
-            if META_KEY not in npz.files:
-                raise CheckpointFormatError(
-                    f"{p}: .npz without '{META_KEY}', so not a {FORMAT_NAME} checkpoint (keys: {npz.files[:10]})"
-                )
-            meta = _decode_meta(npz[META_KEY], p)
-            arrays = {key: npz[key] for key in npz.files if key != META_KEY}
+        with zipfile.ZipFile(p) as zf:
+            arrays, raw_meta = _read_members(zf, p)
+        meta = _decode_meta(raw_meta)
     except CheckpointFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - BadZipFile, truncated members, bad .npy headers...
-        raise CheckpointFormatError(f"{p}: cannot read .npz (truncated or corrupt?): {type(exc).__name__}: {exc}") from exc
+        raise CheckpointFormatError(
+            f"{p}: cannot read .npz (truncated or corrupt?): {type(exc).__name__}: {printable(str(exc))}"
+        ) from exc
     return arrays, meta

@@ -1,10 +1,10 @@
 """Read PyTorch and Jittor (JSeg) checkpoints without torch and without executing pickled code.
 
-A pickle can call any importable function while it loads (`os.system`, `eval`, ...). We therefore
-unpickle with `_RestrictedUnpickler`, whose `find_class` returns only objects from an explicit
-allow-list: inert markers for torch storage types, our own tensor-rebuild functions (they build
-placeholders, never touch torch), container types and numpy's array/scalar reconstructors. Any
-other global raises `UnsafeCheckpointError` before the pickle can call it.
+Pickles are loaded with the restricted unpickler (`unpickler.py`), whose `find_class` returns only
+objects from an explicit allow-list: inert markers for torch storage types, our own tensor-rebuild
+functions (they build placeholders, never touch torch), container types and checking stand-ins for
+numpy's array/scalar reconstructors. Any other global raises `UnsafeCheckpointError` before the
+pickle can call it.
 
 Formats:
 * torch >= 1.6 zip: `<top>/data.pkl` + one raw little-endian record per storage in `<top>/data/<key>`;
@@ -18,21 +18,28 @@ Formats:
 
 Tensors come back as C-contiguous, writable `numpy.ndarray`s of the storage dtype (bfloat16 is widened
 to float32, which is exact); 0-d tensors (e.g. `num_batches_tracked`) stay 0-d.
+
+Hostile files (see `limits.py`): a tensor's size/stride/offset are checked against its storage's element
+count when the pickle builds it, before anything is allocated; a tensor may not have more elements
+than its storage (stride-0 "expanded" tensors larger than their storage are refused: torch.save never
+writes them for parameters or buffers), and all tensors together may not take more than
+`MAX_VIEW_AMPLIFICATION` times the storage bytes. Storage records are read only as far as the pickle
+says they need, after the zip directory's sizes and compression ratios were checked; legacy element
+counts are checked against the bytes left in the file. Every error is one line naming the file.
 """
 from __future__ import annotations
 
-import _compat_pickle
-import collections
 import hashlib
-import io
+import math
 import os
-import pickle
 import zipfile
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-from .errors import CheckpointError, CheckpointFormatError, UnsafeCheckpointError, ensure_file
+from .errors import CheckpointFormatError, ensure_file, names_file
+from .limits import MAX_ELEMENTS, MAX_PICKLE_BYTES, MAX_VIEW_AMPLIFICATION, VIEW_FLOOR, ZipGuard, printable, short_repr
+from .unpickler import Inert, Rebuilder, SafeCallable, container_globals, is_int, unpickle
 
 __all__ = [
     "read_torch_checkpoint",
@@ -47,6 +54,7 @@ _LEGACY_MAGIC_BYTES = LEGACY_MAGIC.to_bytes(10, "little")
 _JITTOR_TRAILER = b"HCAJSLHD"
 _SHA1_LEN = 20
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header / empty archive
+_MAX_NDIM = 32  # numpy 1.x's limit; torch tensors in checkpoints have at most 5
 
 # Raw on-disk dtype of each torch storage class (little-endian; byte order is fixed up per file).
 _STORAGE_DTYPES: Dict[str, str] = {
@@ -69,23 +77,7 @@ _STORAGE_DTYPES: Dict[str, str] = {
 # --------------------------------------------------------------------------------------------------
 # Inert objects handed out to the unpickler
 # --------------------------------------------------------------------------------------------------
-class _Inert:
-    """Immutable, unhashable, no `__dict__`: a pickle BUILD opcode cannot alter these objects."""
-
-    __slots__ = ()
-    __hash__ = None  # type: ignore[assignment]
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"{type(self).__name__} objects are read-only")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} objects are read-only")
-
-    def __reduce__(self) -> Any:
-        raise TypeError(f"{type(self).__name__} objects cannot be pickled")
-
-
-class _StorageType(_Inert):
+class _StorageType(Inert):
     """Stands in for `torch.FloatStorage` & co.: only its name and element dtype matter."""
 
     __slots__ = ("name", "raw_dtype")
@@ -104,7 +96,7 @@ class _StorageType(_Inert):
         return f"torch.{self.name}"
 
 
-class _StorageRef(_Inert):
+class _StorageRef(Inert):
     """A storage named by a persistent id: elements [offset, offset + numel) of root record `key`."""
 
     __slots__ = ("stype", "key", "offset", "numel")
@@ -119,8 +111,12 @@ class _StorageRef(_Inert):
         object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "numel", numel)
 
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.stype.raw_dtype.itemsize
 
-class _PendingTensor(_Inert):
+
+class _PendingTensor(Inert):
     """What `_rebuild_tensor_v2` returns; turned into an ndarray once the storage bytes are known."""
 
     __slots__ = ("storage", "offset", "size", "stride")
@@ -136,35 +132,44 @@ class _PendingTensor(_Inert):
         object.__setattr__(self, "stride", stride)
 
 
-class _SafeCallable(_Inert):
-    """A frozen wrapper so that the functions we expose to pickles cannot be modified by them."""
-
-    __slots__ = ("qualname", "_fn")
-    qualname: str
-    _fn: Callable[..., Any]
-
-    def __init__(self, qualname: str, fn: Callable[..., Any]) -> None:
-        object.__setattr__(self, "qualname", qualname)
-        object.__setattr__(self, "_fn", fn)
-
-    def __call__(self, *args: Any) -> Any:
-        return self._fn(*args)
-
-    def __repr__(self) -> str:
-        return f"<safe {self.qualname}>"
-
-
 # --------------------------------------------------------------------------------------------------
 # Replacements for the torch functions named in checkpoints
 # --------------------------------------------------------------------------------------------------
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int_tuple(value: Any, what: str) -> Tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
-        raise CheckpointFormatError(f"tensor {what} must be a tuple of ints, got {value!r}")
+    if not (isinstance(value, (tuple, list)) and len(value) <= _MAX_NDIM and all(is_int(v) for v in value)):
+        raise CheckpointFormatError(
+            f"tensor {what} must be a tuple of at most {_MAX_NDIM} ints, got {short_repr(value)}"
+        )
+    if any(abs(v) > MAX_ELEMENTS for v in value):
+        raise CheckpointFormatError(
+            f"tensor {what} {short_repr(value)} is implausibly large (corrupt or hostile file?)"
+        )
     return tuple(value)
+
+
+def _check_layout(storage: _StorageRef, offset: int, size: Tuple[int, ...], stride: Tuple[int, ...]) -> None:
+    """Refuse a tensor that would read outside its storage or be larger than it, before allocating."""
+    where = f"storage '{printable(storage.key)}'"
+    if len(size) != len(stride):
+        raise CheckpointFormatError(f"tensor size {size} and stride {stride} have different lengths")
+    if any(n < 0 for n in size) or any(s < 0 for s in stride):
+        raise CheckpointFormatError(f"tensor size {size} / stride {stride} must be non-negative")
+    if 0 in size:  # reads nothing; numpy still needs the other dimensions to fit in memory sizes
+        if math.prod(n for n in size if n) > MAX_ELEMENTS:
+            raise CheckpointFormatError(f"empty tensor size {size} is implausibly large")
+        return
+    count = math.prod(size)
+    if count > storage.numel:
+        raise CheckpointFormatError(
+            f"tensor of size {size} (stride {stride}) has {count:,} elements but its {where} holds only "
+            f"{storage.numel:,}; tensors larger than their storage (stride-0 expansion) are not supported"
+        )
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= storage.numel:
+        raise CheckpointFormatError(
+            f"tensor (size {size}, stride {stride}, offset {offset}) reads element {last} "
+            f"of {where}, which has only {storage.numel}"
+        )
 
 
 def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *_ignored: Any) -> _PendingTensor:
@@ -174,14 +179,12 @@ def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *
         raise CheckpointFormatError(f"tensor storage must come from a persistent id, got {type(storage).__name__}")
     if storage.stype.name == "UntypedStorage":
         raise CheckpointFormatError("tensor built on an UntypedStorage (no dtype recorded); not supported")
-    if not _is_int(storage_offset) or storage_offset < 0:
-        raise CheckpointFormatError(f"tensor storage_offset must be a non-negative int, got {storage_offset!r}")
-    size_t = _int_tuple(size, "size")
-    stride_t = _int_tuple(stride, "stride")
-    if len(size_t) != len(stride_t):
-        raise CheckpointFormatError(f"tensor size {size_t} and stride {stride_t} have different lengths")
-    if any(n < 0 for n in size_t) or any(s < 0 for s in stride_t):
-        raise CheckpointFormatError(f"tensor size {size_t} / stride {stride_t} must be non-negative")
+    if not is_int(storage_offset) or not 0 <= storage_offset <= MAX_ELEMENTS:
+        raise CheckpointFormatError(
+            f"tensor storage_offset must be a non-negative int, got {short_repr(storage_offset)}"
+        )
+    size_t, stride_t = _int_tuple(size, "size"), _int_tuple(stride, "stride")
+    _check_layout(storage, storage_offset, size_t, stride_t)
     return _PendingTensor(storage, storage_offset, size_t, stride_t)
 
 
@@ -193,45 +196,22 @@ def _rebuild_parameter(data: Any, *_ignored: Any) -> Any:
     return data
 
 
-def _codecs_encode(text: Any, encoding: str = "latin1") -> bytes:
-    # Protocol-2 pickles spell `bytes` objects as _codecs.encode(str, 'latin1'); allow only that.
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise CheckpointFormatError(f"_codecs.encode is only allowed as encode(str, 'latin1'), got encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _numpy_multiarray() -> Any:
-    try:  # numpy >= 2 (1.26 also ships this alias)
-        from numpy._core import multiarray
-    except ImportError:  # pragma: no cover - older numpy
-        from numpy.core import multiarray  # type: ignore[no-redef]
-    return multiarray
-
-
-def _container_globals() -> Dict[Tuple[str, str], Any]:
-    """Globals that only build plain data: containers, numpy arrays/scalars/dtypes, bytes."""
-    multiarray = _numpy_multiarray()
-    allowed: Dict[Tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("_codecs", "encode"): _SafeCallable("_codecs.encode", _codecs_encode),
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
-    for name, obj in (("set", set), ("frozenset", frozenset), ("slice", slice), ("complex", complex)):
-        allowed[("builtins", name)] = obj  # '__builtin__.*' (Python 2 spelling) is mapped in find_class
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = multiarray._reconstruct
-        allowed[(module, "scalar")] = multiarray.scalar
-    return allowed
+def _unknown_torch_global(module: str, name: str) -> None:
+    if module in ("torch", "torch.storage") and name.endswith("Storage"):
+        raise CheckpointFormatError(
+            f"unknown storage type {printable(module + '.' + name)}; supported: {', '.join(sorted(_STORAGE_DTYPES))}"
+        )
 
 
 def _torch_globals() -> Dict[Tuple[str, str], Any]:
     """Container globals plus the tensor/storage names torch.save writes."""
-    allowed = _container_globals()
-    allowed[("torch._utils", "_rebuild_tensor_v2")] = _SafeCallable("torch._utils._rebuild_tensor_v2", _rebuild_tensor)
-    allowed[("torch._utils", "_rebuild_tensor")] = _SafeCallable("torch._utils._rebuild_tensor", _rebuild_tensor)
-    allowed[("torch._utils", "_rebuild_parameter")] = _SafeCallable("torch._utils._rebuild_parameter", _rebuild_parameter)
-    allowed[("torch._utils", "_rebuild_parameter_with_state")] = _SafeCallable(
+    allowed = container_globals()
+    allowed[("torch._utils", "_rebuild_tensor_v2")] = SafeCallable("torch._utils._rebuild_tensor_v2", _rebuild_tensor)
+    allowed[("torch._utils", "_rebuild_tensor")] = SafeCallable("torch._utils._rebuild_tensor", _rebuild_tensor)
+    allowed[("torch._utils", "_rebuild_parameter")] = SafeCallable(
+        "torch._utils._rebuild_parameter", _rebuild_parameter
+    )
+    allowed[("torch._utils", "_rebuild_parameter_with_state")] = SafeCallable(
         "torch._utils._rebuild_parameter_with_state", _rebuild_parameter
     )
     for name in _STORAGE_DTYPES:
@@ -241,85 +221,34 @@ def _torch_globals() -> Dict[Tuple[str, str], Any]:
     return allowed
 
 
-# --------------------------------------------------------------------------------------------------
-# The restricted unpickler
-# --------------------------------------------------------------------------------------------------
-PersistentLoad = Callable[[Any], Any]
+def _unpickle_torch(data: bytes, start: int, record: str, persistent_load: Callable[[Any], Any]) -> Tuple[Any, int]:
+    return unpickle(data, start, record=record, allowed=_torch_globals(), persistent_load=persistent_load,
+                    unknown_global=_unknown_torch_global)
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(
-        self,
-        file: Any,
-        *,
-        path: str,
-        record: str,
-        allowed: Mapping[Tuple[str, str], Any],
-        persistent_load: Optional[PersistentLoad] = None,
-    ) -> None:
-        # latin1 lets Python-2 era pickles of numpy arrays decode their byte strings.
-        super().__init__(file, encoding="latin1")
-        self._path = path
-        self._record = record
-        self._allowed = allowed
-        self._persistent = persistent_load
-
-    def find_class(self, module: str, name: str) -> Any:
-        # Protocol-2 pickles may carry Python 2 names ('__builtin__.eval', 'commands.call'); map them
-        # the way pickle's default find_class would, so the allow-list and messages use real names.
-        written = f"{module}.{name}"
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        elif module in _compat_pickle.IMPORT_MAPPING:
-            module = _compat_pickle.IMPORT_MAPPING[module]
-        key = (module, name)
-        if key in self._allowed:
-            return self._allowed[key]
-        if module in ("torch", "torch.storage") and name.endswith("Storage"):
-            raise CheckpointFormatError(
-                f"{self._path}: unknown storage type {module}.{name} in {self._record}; "
-                f"supported: {', '.join(sorted(_STORAGE_DTYPES))}"
-            )
-        spelled = f" (written as '{written}')" if written != f"{module}.{name}" else ""
-        raise UnsafeCheckpointError(
-            f"{self._path}: refused to load {self._record}: it references the global '{module}.{name}'{spelled}, "
-            f"which is not on the allow-list of tensor/container types (nothing was executed)"
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        if self._persistent is None:
-            raise CheckpointFormatError(f"{self._path}: unexpected persistent id {pid!r} in {self._record}")
-        return self._persistent(pid)
-
-
-def _unpickle(
-    source: Any,
-    *,
-    path: str,
-    record: str,
-    allowed: Mapping[Tuple[str, str], Any],
-    persistent_load: Optional[PersistentLoad] = None,
-) -> Any:
-    """Run the restricted unpickler on bytes or a binary file; wrap low-level failures."""
-    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
-    unpickler = _RestrictedUnpickler(stream, path=path, record=record, allowed=allowed, persistent_load=persistent_load)
-    try:
-        return unpickler.load()
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt/truncated file
-        raise CheckpointFormatError(
-            f"{path}: cannot unpickle {record} (truncated or corrupt file?): {type(exc).__name__}: {exc}"
-        ) from exc
+def _storage_pid(pid: Any, fields: int, layout: str) -> Tuple[_StorageType, str, int]:
+    """Validate a storage persistent id with `fields` entries; return (type, key, numel)."""
+    if not (isinstance(pid, tuple) and len(pid) == fields and isinstance(pid[0], str) and pid[0] == "storage"):
+        if isinstance(pid, tuple) and pid and isinstance(pid[0], str) and pid[0] == "module":
+            raise CheckpointFormatError("contains a pickled nn.Module, only state dicts are supported")
+        raise CheckpointFormatError(f"persistent id {short_repr(pid)} is not {layout}")
+    stype, key, numel = pid[1], pid[2], pid[4]
+    if not isinstance(stype, _StorageType):
+        raise CheckpointFormatError(f"storage type {short_repr(stype)} is not a torch storage class")
+    if not isinstance(key, str) or not is_int(numel) or not 0 <= numel <= MAX_ELEMENTS:
+        raise CheckpointFormatError(f"bad storage key/numel in persistent id {short_repr(pid)}")
+    return stype, key, numel
 
 
 # --------------------------------------------------------------------------------------------------
 # Turning placeholders into numpy arrays
 # --------------------------------------------------------------------------------------------------
-StorageReader = Callable[[str], bytes]
+StorageReader = Callable[[_StorageRef], Any]  # root storage -> its bytes (bytes or memoryview)
 
 
-def _tensor_to_numpy(t: _PendingTensor, raw: bytes, path: str, little_endian: bool) -> np.ndarray:
+def _tensor_to_numpy(t: _PendingTensor, raw: Any, little_endian: bool) -> np.ndarray:
+    # The layout was checked against the storage's numel by _rebuild_tensor; here only the bytes
+    # actually present in the file are checked.
     st = t.storage.stype
     dtype = st.raw_dtype if little_endian else st.raw_dtype.newbyteorder(">")
     itemsize = dtype.itemsize
@@ -327,24 +256,17 @@ def _tensor_to_numpy(t: _PendingTensor, raw: bytes, path: str, little_endian: bo
     view_end = t.storage.offset + t.storage.numel
     if view_end > available:
         raise CheckpointFormatError(
-            f"{path}: storage '{t.storage.key}' has {available} {st!r} elements but the checkpoint "
+            f"storage '{printable(t.storage.key)}' has {available} {st!r} elements but the checkpoint "
             f"needs {view_end} (truncated file?)"
         )
-    flat = np.frombuffer(raw, dtype=dtype, count=t.storage.numel, offset=t.storage.offset * itemsize)
-    if any(n == 0 for n in t.size):
+    if 0 in t.size:
         out = np.zeros(t.size, dtype=dtype)
     else:
-        last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
-        if last >= flat.size:
-            raise CheckpointFormatError(
-                f"{path}: tensor (size {t.size}, stride {t.stride}, offset {t.offset}) reads element {last} "
-                f"of storage '{t.storage.key}', which has only {flat.size}"
-            )
-        # Bounds were checked above, so as_strided only reads inside `flat`; the copy makes the
-        # result contiguous, writable and independent of other views of the same storage.
-        view = np.lib.stride_tricks.as_strided(
-            flat[t.offset:], shape=t.size, strides=tuple(s * itemsize for s in t.stride), writeable=False
-        )
+        flat = np.frombuffer(raw, dtype=dtype, count=t.storage.numel, offset=t.storage.offset * itemsize)
+        # Strides of size-1 dimensions are never applied (torch writes arbitrary ones there).
+        strides = tuple(s * itemsize if n > 1 else 0 for n, s in zip(t.size, t.stride))
+        view = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.size, strides=strides, writeable=False)
+        # The copy makes the result contiguous, writable and independent of other views of the storage.
         out = np.array(view, copy=True, order="C")
     if not out.dtype.isnative:
         out = out.astype(out.dtype.newbyteorder("="))
@@ -354,78 +276,67 @@ def _tensor_to_numpy(t: _PendingTensor, raw: bytes, path: str, little_endian: bo
     return out
 
 
-def _storage_to_numpy(ref: _StorageRef, raw: bytes, path: str, little_endian: bool) -> np.ndarray:
-    # A bare storage in the pickle (rare): return it as a flat 1-D array.
-    return _tensor_to_numpy(_PendingTensor(ref, 0, (ref.numel,), (1,)), raw, path, little_endian)
+class _TensorRebuilder(Rebuilder):
+    """Replaces tensor placeholders by arrays, reading each storage once, within a byte budget."""
 
+    def __init__(self, read_storage: StorageReader, little_endian: bool) -> None:
+        super().__init__("the checkpoint")
+        self._read_storage = read_storage
+        self._little_endian = little_endian
+        self._raw: Dict[str, Any] = {}
+        self._storage_bytes = 0
+        self._tensor_bytes = 0
 
-def _materialize(obj: Any, read_storage: StorageReader, path: str, little_endian: bool) -> Any:
-    """Replace every placeholder inside containers (in place where possible) by a numpy array."""
-    cache: Dict[str, bytes] = {}
-    done: Dict[int, Any] = {}
-    visiting: set = set()
+    def replace(self, x: Any) -> Any:
+        if isinstance(x, _StorageRef):  # a bare storage in the pickle (rare): a flat 1-D array
+            x = _PendingTensor(x, 0, (x.numel,), (1,))
+        if isinstance(x, _PendingTensor):
+            raw = self._raw_for(x.storage)
+            self._spend(x)
+            return _tensor_to_numpy(x, raw, self._little_endian)
+        return super().replace(x)
 
-    def raw_for(ref: _StorageRef) -> bytes:
-        if ref.key not in cache:
-            cache[ref.key] = read_storage(ref.key)
-        return cache[ref.key]
+    def _raw_for(self, ref: _StorageRef) -> Any:
+        if ref.key not in self._raw:
+            raw = self._read_storage(ref)
+            self._raw[ref.key] = raw
+            self._storage_bytes += len(raw)
+        return self._raw[ref.key]
 
-    def walk(x: Any) -> Any:
-        if isinstance(x, (_PendingTensor, _StorageRef)):
-            if id(x) not in done:
-                if isinstance(x, _PendingTensor):
-                    done[id(x)] = _tensor_to_numpy(x, raw_for(x.storage), path, little_endian)
-                else:
-                    done[id(x)] = _storage_to_numpy(x, raw_for(x), path, little_endian)
-            return done[id(x)]
-        if isinstance(x, _Inert):
-            raise CheckpointFormatError(f"{path}: checkpoint contains a bare {x!r} where data was expected")
-        if isinstance(x, (dict, list, tuple)):
-            if id(x) in visiting:  # self-referencing container: already being handled
-                return x
-            visiting.add(id(x))
-            if isinstance(x, dict):
-                for k, v in list(x.items()):
-                    new = walk(v)
-                    if new is not v:
-                        x[k] = new
-            elif isinstance(x, list):
-                for i, v in enumerate(x):
-                    x[i] = walk(v)
-            else:
-                items = tuple(walk(v) for v in x)
-                if any(a is not b for a, b in zip(items, x)):
-                    x = items
-            return x
-        return x
-
-    return walk(obj)
+    def _spend(self, t: _PendingTensor) -> None:
+        self._tensor_bytes += math.prod(t.size) * t.storage.stype.raw_dtype.itemsize
+        allowed = MAX_VIEW_AMPLIFICATION * self._storage_bytes + VIEW_FLOOR
+        if self._tensor_bytes > allowed:
+            raise CheckpointFormatError(
+                f"its tensors would take more than {allowed:,} bytes, {MAX_VIEW_AMPLIFICATION}x the "
+                f"{self._storage_bytes:,} bytes of storage data they view (plus {VIEW_FLOOR:,}); "
+                f"refusing many overlapping views of the same storage"
+            )
 
 
 # --------------------------------------------------------------------------------------------------
 # torch >= 1.6 zip format
 # --------------------------------------------------------------------------------------------------
-def _zip_prefix(zf: zipfile.ZipFile, path: str) -> str:
+def _zip_prefix(zf: zipfile.ZipFile) -> str:
     names = zf.namelist()
     for name in names:
         parts = name.split("/")
         if len(parts) == 2 and parts[1] == "data.pkl":
             return parts[0] + "/"
-    shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+    shown = ", ".join(printable(n, 60) for n in names[:10]) + (" ..." if len(names) > 10 else "")
     raise CheckpointFormatError(
-        f"{path}: zip archive without '<name>/data.pkl', so not a torch>=1.6 checkpoint (entries: {shown or 'none'})"
+        f"zip archive without '<name>/data.pkl', so not a torch>=1.6 checkpoint (entries: {shown or 'none'})"
     )
 
 
-def _zip_member(zf: zipfile.ZipFile, name: str, path: str) -> bytes:
-    try:
-        return zf.read(name)
-    except KeyError:
-        raise CheckpointFormatError(f"{path}: missing zip entry '{name}'") from None
-    except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, OSError...
-        raise CheckpointFormatError(
-            f"{path}: cannot read zip entry '{name}' (truncated or corrupt file?): {type(exc).__name__}: {exc}"
-        ) from exc
+def _zip_little_endian(guard: ZipGuard, prefix: str) -> bool:
+    name = prefix + "byteorder"
+    if name not in guard.zf.namelist():
+        return True
+    order = guard.read(name, limit=16, what="the byteorder record").decode("ascii", "replace").strip()
+    if order not in ("little", "big"):
+        raise CheckpointFormatError(f"'{printable(name)}' is {short_repr(order)}, expected 'little' or 'big'")
+    return order == "little"
 
 
 def _read_torch_zip(path: str) -> Any:
@@ -433,118 +344,118 @@ def _read_torch_zip(path: str) -> Any:
         zf = zipfile.ZipFile(path)
     except Exception as exc:  # noqa: BLE001 - BadZipFile / OSError / ValueError on damaged archives
         raise CheckpointFormatError(
-            f"{path}: not a readable zip archive (truncated or corrupt torch checkpoint?): {exc}"
+            f"not a readable zip archive (truncated or corrupt torch checkpoint?): {printable(str(exc))}"
         ) from exc
     with zf:
-        prefix = _zip_prefix(zf, path)
-        little_endian = True
-        if prefix + "byteorder" in zf.namelist():
-            order = _zip_member(zf, prefix + "byteorder", path).decode("ascii", "replace").strip()
-            if order not in ("little", "big"):
-                raise CheckpointFormatError(f"{path}: '{prefix}byteorder' is {order!r}, expected 'little' or 'big'")
-            little_endian = order == "little"
-
+        guard = ZipGuard(zf, path)
+        prefix = _zip_prefix(zf)
+        little_endian = _zip_little_endian(guard, prefix)
         storages: Dict[str, _StorageRef] = {}
 
         def persistent_load(pid: Any) -> _StorageRef:
-            if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-                raise CheckpointFormatError(
-                    f"{path}: persistent id {pid!r} is not ('storage', type, key, location, numel)"
-                )
-            _, stype, key, _location, numel = pid
-            if not isinstance(stype, _StorageType):
-                raise CheckpointFormatError(f"{path}: storage type {stype!r} is not a torch storage class")
-            if not isinstance(key, str) or not _is_int(numel) or numel < 0:
-                raise CheckpointFormatError(f"{path}: bad storage key/numel in persistent id {pid!r}")
-            if key not in storages:
-                storages[key] = _StorageRef(stype, key, 0, numel)
-            return storages[key]
+            stype, key, numel = _storage_pid(pid, 5, "('storage', type, key, location, numel)")
+            return storages.setdefault(key, _StorageRef(stype, key, 0, numel))
 
-        data = _zip_member(zf, prefix + "data.pkl", path)
-        obj = _unpickle(data, path=path, record=f"'{prefix}data.pkl'", allowed=_torch_globals(),
-                        persistent_load=persistent_load)
-        return _materialize(obj, lambda key: _zip_member(zf, f"{prefix}data/{key}", path), path, little_endian)
+        def read_storage(ref: _StorageRef) -> bytes:
+            return guard.read(f"{prefix}data/{ref.key}", need=ref.nbytes, what=f"storage '{printable(ref.key)}'")
+
+        data = guard.read(prefix + "data.pkl", limit=MAX_PICKLE_BYTES, what="the pickle")
+        obj, _ = _unpickle_torch(data, 0, f"'{printable(prefix)}data.pkl'", persistent_load)
+        return _TensorRebuilder(read_storage, little_endian).walk(obj)
 
 
 # --------------------------------------------------------------------------------------------------
 # torch legacy format
 # --------------------------------------------------------------------------------------------------
-def _read_torch_legacy(path: str) -> Any:
-    with open(path, "rb") as f:
-        magic = _unpickle(f, path=path, record="the legacy magic number", allowed={})
-        if magic != LEGACY_MAGIC:
-            raise CheckpointFormatError(f"{path}: legacy magic number is {magic!r}, expected {LEGACY_MAGIC:#x}")
-        version = _unpickle(f, path=path, record="the legacy protocol version", allowed={})
-        if version != LEGACY_PROTOCOL_VERSION:
+class _LegacyIds:
+    """persistent_load of the legacy format: root storages and views of them."""
+
+    def __init__(self) -> None:
+        self.roots: Dict[str, _StorageRef] = {}
+        self.views: Dict[str, _StorageRef] = {}
+
+    def __call__(self, pid: Any) -> _StorageRef:
+        stype, key, numel = _storage_pid(pid, 6, "('storage', type, key, location, numel, view)")
+        root = self.roots.setdefault(key, _StorageRef(stype, key, 0, numel))
+        view = pid[5]
+        if view is None:
+            return root
+        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)
+                and is_int(view[1]) and is_int(view[2])):
+            raise CheckpointFormatError(f"bad storage view metadata {short_repr(view)}")
+        view_key, offset, view_numel = view
+        if offset < 0 or view_numel < 0 or offset + view_numel > root.numel:
+            raise CheckpointFormatError(f"storage view {short_repr(view)} exceeds root storage '{printable(key)}'")
+        return self.views.setdefault(view_key, _StorageRef(stype, key, offset, view_numel))
+
+
+def _legacy_header(data: bytes) -> Tuple[bool, int]:
+    """Check magic number, protocol version and sys_info; return (little_endian, offset after them)."""
+    magic, pos = unpickle(data, 0, record="the legacy magic number", allowed={})
+    if not is_int(magic) or magic != LEGACY_MAGIC:
+        raise CheckpointFormatError(f"legacy magic number is {short_repr(magic)}, expected {LEGACY_MAGIC:#x}")
+    version, pos = unpickle(data, pos, record="the legacy protocol version", allowed={})
+    if not is_int(version) or version != LEGACY_PROTOCOL_VERSION:
+        raise CheckpointFormatError(
+            f"legacy protocol version {short_repr(version)}, expected {LEGACY_PROTOCOL_VERSION}"
+        )
+    sys_info, pos = unpickle(data, pos, record="the legacy sys_info", allowed={})
+    if not isinstance(sys_info, dict):
+        raise CheckpointFormatError(f"legacy sys_info should be a dict, got {type(sys_info).__name__}")
+    little_endian = sys_info.get("little_endian", True)
+    if not isinstance(little_endian, bool):
+        raise CheckpointFormatError(f"legacy sys_info 'little_endian' is {short_repr(little_endian)}, expected a bool")
+    return little_endian, pos
+
+
+def _legacy_storages(data: bytes, pos: int, keys: Any, roots: Dict[str, _StorageRef],
+                     little_endian: bool) -> Dict[str, memoryview]:
+    """Locate each storage record (int64 element count, raw bytes); counts are checked against the file."""
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise CheckpointFormatError(f"legacy storage key list should be a list of str, got {short_repr(keys)}")
+    view, raw = memoryview(data), {}
+    for key in keys:
+        name = printable(key)
+        if key not in roots:
+            raise CheckpointFormatError(f"storage '{name}' is listed but never referenced by the pickle")
+        if len(data) - pos < 8:
+            raise CheckpointFormatError(f"truncated file: missing size header of storage '{name}'")
+        count = int.from_bytes(data[pos:pos + 8], "little" if little_endian else "big", signed=True)
+        pos += 8
+        if count < 0:
+            raise CheckpointFormatError(f"storage '{name}' has negative element count {count}")
+        nbytes = count * roots[key].stype.raw_dtype.itemsize
+        if nbytes > len(data) - pos:
             raise CheckpointFormatError(
-                f"{path}: legacy protocol version {version!r}, expected {LEGACY_PROTOCOL_VERSION}"
+                f"truncated file: storage '{name}' should have {nbytes:,} bytes, only {len(data) - pos:,} remain"
             )
-        sys_info = _unpickle(f, path=path, record="the legacy sys_info", allowed={})
-        if not isinstance(sys_info, dict):
-            raise CheckpointFormatError(f"{path}: legacy sys_info should be a dict, got {type(sys_info).__name__}")
-        little_endian = bool(sys_info.get("little_endian", True))
+        raw[key] = view[pos:pos + nbytes]
+        pos += nbytes
+    return raw
 
-        roots: Dict[str, _StorageRef] = {}
-        views: Dict[str, _StorageRef] = {}
 
-        def persistent_load(pid: Any) -> _StorageRef:
-            if isinstance(pid, tuple) and pid and pid[0] == "module":
-                raise CheckpointFormatError(f"{path}: contains a pickled nn.Module, only state dicts are supported")
-            if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-                raise CheckpointFormatError(
-                    f"{path}: persistent id {pid!r} is not ('storage', type, key, location, numel, view)"
-                )
-            _, stype, key, _location, numel, view = pid
-            if not isinstance(stype, _StorageType):
-                raise CheckpointFormatError(f"{path}: storage type {stype!r} is not a torch storage class")
-            if not isinstance(key, str) or not _is_int(numel) or numel < 0:
-                raise CheckpointFormatError(f"{path}: bad storage key/numel in persistent id {pid!r}")
-            root = roots.setdefault(key, _StorageRef(stype, key, 0, numel))
-            if view is None:
-                return root
-            if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)
-                    and _is_int(view[1]) and _is_int(view[2])):
-                raise CheckpointFormatError(f"{path}: bad storage view metadata {view!r}")
-            view_key, offset, view_numel = view
-            if offset < 0 or view_numel < 0 or offset + view_numel > root.numel:
-                raise CheckpointFormatError(f"{path}: storage view {view!r} exceeds root storage '{key}'")
-            return views.setdefault(view_key, _StorageRef(stype, key, offset, view_numel))
+def _read_torch_legacy(path: str) -> Any:
+    # The whole file is read once: storages are sliced out of it without further copies.
+    with open(path, "rb") as f:
+        data = f.read()
+    little_endian, pos = _legacy_header(data)
+    ids = _LegacyIds()
+    obj, pos = _unpickle_torch(data, pos, "the legacy object pickle", ids)
+    keys, pos = unpickle(data, pos, record="the legacy storage key list", allowed={})
+    raw = _legacy_storages(data, pos, keys, ids.roots, little_endian)
 
-        obj = _unpickle(f, path=path, record="the legacy object pickle", allowed=_torch_globals(),
-                        persistent_load=persistent_load)
-        keys = _unpickle(f, path=path, record="the legacy storage key list", allowed={})
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise CheckpointFormatError(f"{path}: legacy storage key list should be a list of str, got {keys!r:.80}")
+    def read_storage(ref: _StorageRef) -> memoryview:
+        if ref.key not in raw:
+            raise CheckpointFormatError(f"storage '{printable(ref.key)}' is referenced but has no data in the file")
+        return raw[ref.key]
 
-        raw: Dict[str, bytes] = {}
-        for key in keys:
-            if key not in roots:
-                raise CheckpointFormatError(f"{path}: storage '{key}' is listed but never referenced by the pickle")
-            header = f.read(8)
-            if len(header) != 8:
-                raise CheckpointFormatError(f"{path}: truncated file: missing size header of storage '{key}'")
-            count = int.from_bytes(header, "little" if little_endian else "big", signed=True)
-            if count < 0:
-                raise CheckpointFormatError(f"{path}: storage '{key}' has negative element count {count}")
-            nbytes = count * roots[key].stype.raw_dtype.itemsize
-            data = f.read(nbytes)
-            if len(data) != nbytes:
-                raise CheckpointFormatError(
-                    f"{path}: truncated file: storage '{key}' should have {nbytes} bytes, found {len(data)}"
-                )
-            raw[key] = data
-
-    def read_storage(key: str) -> bytes:
-        if key not in raw:
-            raise CheckpointFormatError(f"{path}: storage '{key}' is referenced but has no data in the file")
-        return raw[key]
-
-    return _materialize(obj, read_storage, path, little_endian)
+    return _TensorRebuilder(read_storage, little_endian).walk(obj)
 
 
 # --------------------------------------------------------------------------------------------------
 # Public entry points
 # --------------------------------------------------------------------------------------------------
+@names_file
 def sniff_container(path: "str | os.PathLike[str]") -> str:
     """Classify a file by its first bytes: 'zip', 'torch-legacy', 'pickle' or 'unknown'.
 
@@ -566,11 +477,13 @@ def sniff_container(path: "str | os.PathLike[str]") -> str:
     return "unknown"
 
 
+@names_file
 def read_torch_checkpoint(path: "str | os.PathLike[str]") -> Any:
     """Load a file written by `torch.save` (zip or legacy format) without torch.
 
     Containers come back as dict / OrderedDict / list / tuple; tensors and parameters as numpy arrays.
-    Raises `UnsafeCheckpointError` if the pickle references anything but tensors and plain data.
+    Raises `UnsafeCheckpointError` if the pickle references anything but tensors and plain data, and
+    `CheckpointFormatError` (one line, naming the file) for anything truncated, corrupt or hostile.
     """
     p = ensure_file(path)
     kind = sniff_container(p)
@@ -586,6 +499,7 @@ def read_torch_checkpoint(path: "str | os.PathLike[str]") -> Any:
     )
 
 
+@names_file
 def read_jittor_pickle(path: "str | os.PathLike[str]") -> Any:
     """Load a `jt.save` pickle (JSeg `.pkl`: numpy arrays in dicts) with the restricted unpickler."""
     p = ensure_file(path)
@@ -603,5 +517,5 @@ def read_jittor_pickle(path: "str | os.PathLike[str]") -> Any:
         raise CheckpointFormatError(
             f"{p}: not a pickle (expected protocol >= 2 header byte 0x80); first bytes are {data[:8]!r}"
         )
-    return _unpickle(data, path=p, record="the pickle", allowed=_container_globals())
-
+    obj, _ = unpickle(data, record="the pickle", allowed=container_globals())
+    return Rebuilder("the pickle").walk(obj)
