@@ -5,6 +5,8 @@ train-seed / eval-seed variance split, learning curves and an optional paired co
     python repro/report.py DIR [--reference 50.99] [--reference-range 49.60,51.0]
                                [--reference-msflip 52.10] [--official OFFICIAL.log.json]
                                [--compare OTHER_DIR] [--out OUT_DIR]
+                               [--power-deltas 0.5,1.0] [--target-halfwidth 0.25]
+                               [--train-cost 1.0 --eval-cost 0.02] [--paired-rho 0]
 
 Writes report.md, report.json and SVG plots to OUT_DIR (default DIR).
 
@@ -26,13 +28,13 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import numpy as np  # noqa: E402
 
-from repro import plots, stats  # noqa: E402
+from repro import plots, power, stats  # noqa: E402
 from repro.logs import LogParseError, TrainingLog, binned_mean, parse_log  # noqa: E402
 
 RESULT_SCHEMA = """\
@@ -49,7 +51,8 @@ RESULT_SCHEMA = """\
      "mode": "ss" | "msflip",    # single-scale or multi-scale + flip
      "mIoU": float,              # percent (0..100), like mmseg 1.x logs
      "aAcc": float | null, "mAcc": float | null,   # percent
-     "per_class_iou": [float | null, ...] | null}  # optional, percent, null = absent class
+     "per_class_iou": [float | null, ...] | null,  # optional, percent, null = absent class
+     "seconds": float | null}    # optional wall time of this evaluation (power-analysis cost)
   ]
 }"""
 
@@ -81,6 +84,7 @@ class EvalEntry:
     aAcc: Optional[float] = None
     mAcc: Optional[float] = None
     per_class_iou: Optional[list[Optional[float]]] = None
+    seconds: Optional[float] = None  # wall time of the evaluation, when the sweep recorded it
 
 
 @dataclass
@@ -194,8 +198,11 @@ def load_result(path: Path, expect_seed: Optional[int], allow_null_seed: bool = 
             if not isinstance(pci, list) or not all(v is None or _is_num(v) for v in pci):
                 raise ReportInputError(f"{where}: 'per_class_iou' must be a list of numbers/null")
             pci = [None if v is None else float(v) for v in pci]
+        secs = _opt_num(ev, "seconds", where)
+        if secs is not None and secs < 0:
+            raise ReportInputError(f"{where}: 'seconds' must be >= 0, got {secs}")
         evals.append(EvalEntry(es, mode, float(miou), _opt_num(ev, "aAcc", where),
-                               _opt_num(ev, "mAcc", where), pci))
+                               _opt_num(ev, "mAcc", where), pci, secs))
     return RunResult(path=path, seed=seed, config=_opt_str(obj, "config", str(path)),
                      checkpoint=_opt_str(obj, "checkpoint", str(path)),
                      final_loss=_opt_num(obj, "final_loss", str(path)),
@@ -362,9 +369,217 @@ def _ref_lines(name: str, pos: stats.ReferencePosition) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------------------
+# "How many seeds?" (power analysis; formulas in repro/power.py)
+# ------------------------------------------------------------------------------------------------
+POWER_INTRO = (
+    "Planning numbers from the measured variance components, for a true difference Δ in mIoU "
+    "points, two-sided α = {alpha:g}, {pw:.0f} % power. A run-mean over n_t training seeds, each "
+    "evaluated with n_e eval seeds and averaged, has variance V = σ_t²/n_t + σ_e²/(n_t·n_e). "
+    "*Unpaired* (two independent sets of seeds): SE² = 2V, df = 2(n_t−1). *Paired* (the same "
+    "training seeds in both arms): SE² = σ_td²/n_t + σ_ed²/(n_t·n_e), df = n_t−1, with σ_td², "
+    "σ_ed² the train- and eval-seed variances of the per-seed difference. Training seeds needed: "
+    "the smallest n_t with t(1−α/2, df) + t({power:g}, df) ≤ Δ/SE (searched, df grows with n_t); "
+    "the normal approximation uses z quantiles instead, "
+    "n_t = (z(1−α/2) + z({power:g}))²·SE²(1)/Δ². "
+    "MDE (minimum detectable effect) = (t(1−α/2, df) + t({power:g}, df))·SE. *Power at n* is the "
+    "exact power of the two-sided t-test at that design (noncentral t). The CI half-width is "
+    "t(0.975, n_t−1)·√V. Cost of a design = n_t·(train cost + n_e·eval cost), per arm. "
+    "Assumptions: normal train- and eval-seed effects, eval noise independent of the training "
+    "seed, both arms with the same variances, and the estimated variances taken as the truth; "
+    "from k training seeds σ_t is only known to about ±{rel} relative (1/√(2(k−1)), more when "
+    "the eval noise is large), so read these as rough guides and plan with some margin.")
+
+
+def _mode_table(runs: dict[int, RunResult], mode: str) -> dict[int, dict[int, float]]:
+    """{training seed: {eval seed: mIoU}}: the nested design of one mode."""
+    return {seed: {e.eval_seed: e.mIoU for e in run.evals_for(mode)}
+            for seed, run in runs.items() if run.evals_for(mode)}
+
+
+def _train_seconds(log: TrainingLog) -> Optional[float]:
+    """Training time from the log: each train line's 'time' is the mean seconds per iteration
+    since the previous line. Iterations only (periodic validation and checkpoints excluded)."""
+    total, prev = 0.0, 0
+    for rec in log.train:
+        if rec.time is None:
+            return None
+        total += rec.time * (rec.iter - prev)
+        prev = rec.iter
+    return total if log.train else None
+
+
+def _measured_costs(sweep: Sweep, logs: dict[int, TrainingLog],
+                    mode: str) -> tuple[Optional[float], Optional[float]]:
+    """Median training seconds per seed and median seconds per evaluation of this mode."""
+    train = [t for t in (_train_seconds(lg) for lg in logs.values()) if t is not None]
+    evals = [e.seconds for r in sweep.runs.values() for e in r.evals_for(mode)
+             if e.seconds is not None]
+    return (float(np.median(train)) if train else None,
+            float(np.median(evals)) if evals else None)
+
+
+def _power_components(mode: str, decomps: dict[str, stats.VarianceDecomposition],
+                      summaries: dict[str, Any],
+                      sweep: Sweep) -> Optional[power.NestedComponents]:
+    if mode in decomps:
+        return power.components_from_decomposition(decomps[mode])
+    s = summaries.get(mode)
+    if s is None or s.n < 2:
+        return None
+    ck = sweep.checkpoint_eval
+    ck_vals = [e.mIoU for e in ck.evals_for(mode)] if ck is not None else []
+    eval_var = float(np.var(ck_vals, ddof=1)) if len(ck_vals) >= 2 else None
+    return power.components_from_spread(s.std, s.n, eval_var)
+
+
+def _paired_power_model(mode: str, c: power.NestedComponents, sweep: Sweep,
+                        other: Optional[Sweep], rho: float) -> power.PowerModel:
+    """Measured from --compare when possible (nested deltas, else one delta per seed), otherwise
+    the stated rho assumption."""
+    if other is not None:
+        m = power.paired_model_from_tables(_mode_table(sweep.runs, mode),
+                                           _mode_table(other.runs, mode))
+        if m is not None:
+            return m
+        a = {s: r.selected(mode) for s, r in sweep.runs.items()}
+        b = {s: r.selected(mode) for s, r in other.runs.items()}
+        deltas = [a[s].mIoU - b[s].mIoU for s in a  # type: ignore[union-attr]
+                  if s in b and a[s] is not None and b[s] is not None]
+        m = power.paired_model_from_deltas(deltas, c.var_eval)
+        if m is not None:
+            return m
+    return power.paired_model_assumed(c, rho)
+
+
+def _power_section(rep: Report, sweep: Sweep, other: Optional[Sweep],
+                   decomps: dict[str, stats.VarianceDecomposition], summaries: dict[str, Any],
+                   logs: dict[int, TrainingLog], opts: power.PowerOptions,
+                   save: Callable[[str, str], str]) -> dict[str, Any]:
+    """Adds "How many seeds?" to report.md, an MDE plot per mode, and returns report.json's
+    "power" object."""
+    out: dict[str, Any] = {"options": opts, "formula": power.FORMULA_TEXT, "modes": {}}
+    for mode in MODES:
+        c = _power_components(mode, decomps, summaries, sweep)
+        if c is None:
+            continue
+        costs = power.resolve_costs(opts.train_cost, opts.eval_cost,
+                                    *_measured_costs(sweep, logs, mode))
+        paired = _paired_power_model(mode, c, sweep, other, opts.paired_rho)
+        out["modes"][mode] = power.analyse(c, paired, opts, costs)
+    md = rep.md
+    md.append("## How many seeds?")
+    md.append("")
+    if not out["modes"]:
+        md.append("Needs at least two training seeds with results.")
+        md.append("")
+        return out
+    k = min(r["components"].n_train for r in out["modes"].values())
+    md.append(POWER_INTRO.format(alpha=opts.alpha, pw=opts.power * 100, power=opts.power,
+                                 rel=f"{100 / math.sqrt(2 * max(k - 1, 1)):.0f} %"))
+    md.append("")
+    for mode, res in out["modes"].items():
+        md.extend(_power_mode_md(MODE_LABEL[mode], res, opts))
+        name = save(f"power_mde_{mode}.svg", _power_plot(MODE_LABEL[mode], res, opts))
+        md.append(f"![minimum detectable effect vs training seeds ({MODE_LABEL[mode]})]({name})")
+        md.append("")
+    return out
+
+
+def _power_mode_md(name: str, res: dict[str, Any], opts: power.PowerOptions) -> list[str]:
+    c, cur, pm = res["components"], res["current"], res["models"]["paired"]
+    mde_u, mde_p = cur["mde"]["unpaired"], cur["mde"]["paired"]
+    lines = [f"### {name}", "",
+             f"* variance components: σ_t = {res['sd_train']:.3f} (train seed), σ_e = "
+             f"{res['sd_eval']:.3f} (eval seed); {c.source}."]
+    lines += [f"* {note}" for note in c.notes]
+    lines += [f"* paired difference: σ_td = {math.sqrt(pm.var_train):.3f}, σ_ed = "
+              f"{math.sqrt(pm.var_eval):.3f}; {pm.source}.",
+              f"* current design: {c.n_train} training seeds × {c.n_eval} eval seed(s): SE of the "
+              f"run-mean {cur['se_run_mean']:.3f}, {opts.ci_level * 100:.0f} % CI half-width (t) "
+              f"±{_fmt(cur['ci_halfwidth'], '.3f')}.",
+              f"* minimum detectable effect with the current design: unpaired "
+              f"{_fmt(mde_u['t'])} (normal approx. {_fmt(mde_u['normal'])}; "
+              f"{_fmt(mde_u['t_one_eval'])} with one eval per seed), paired {_fmt(mde_p['t'])} "
+              f"(normal approx. {_fmt(mde_p['normal'])}; {_fmt(mde_p['t_one_eval'])} with one "
+              f"eval per seed).", ""]
+    lines += _power_table_md(res, opts)
+    return lines
+
+
+def _power_table_md(res: dict[str, Any], opts: power.PowerOptions) -> list[str]:
+    costs, hw = res["costs"], res["halfwidth"]
+    lines = [f"Training seeds needed to detect Δ (cost in {costs.unit}: train "
+             f"{costs.train:.4g}, eval {costs.eval:.4g}; {costs.source}):", "",
+             "| Δ (mIoU) | comparison | eval seeds | training seeds (t) | normal approx. "
+             "| power at n | cost per arm |",
+             "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in res["sample_size"]:
+        tags = [t for t, on in (("current", r["current_n_eval"]), ("cheapest", r["cheapest"]))
+                if on]
+        tag = f" ({', '.join(tags)})" if tags else ""
+        n_t = r["n_train"] if r["n_train"] is not None else f"> {power.N_TRAIN_MAX}"
+        lines.append(f"| {r['delta']:g} | {r['comparison']} | {r['n_eval']}{tag} | {n_t} "
+                     f"| {r['n_train_normal']} | {_fmt(r['achieved_power'])} "
+                     f"| {_cost(r['cost_per_arm'])} |")
+    lines += [f"_{n}_" for n in costs.notes]
+    lines += ["", f"Cheapest design for a {hw['level'] * 100:.0f} % CI half-width ≤ "
+              f"{hw['target']:g} mIoU on the run-mean (searched over 1–{opts.max_eval_seeds} eval "
+              f"seeds, smallest sufficient n_t each; a few rows shown):", "",
+              "| eval seeds | training seeds | cost | half-width |",
+              "| ---: | ---: | ---: | ---: |"]
+    best = hw["best"]
+    for d in hw["by_n_eval"]:
+        mark = "**" if best is not None and d.n_eval == best.n_eval else ""
+        n_t = d.n_train if d.n_train is not None else f"> {power.N_TRAIN_MAX}"
+        lines.append(f"| {mark}{d.n_eval}{mark} | {mark}{n_t}{mark} | {_cost(d.cost)} "
+                     f"| {_fmt(d.value, '.3f')} |")
+    if best is not None:
+        lines += ["", f"**Cheapest: {best.n_train} training seeds × {best.n_eval} eval "
+                  f"seed{'s' if best.n_eval > 1 else ''}** (cost {_cost(best.cost)} {costs.unit}"
+                  f", half-width {best.value:.3f})."]
+    lines.append("")
+    return lines
+
+
+def _cost(v: float) -> str:
+    """Costs span 0.02 (one eval, default unit) to 1e5 (seconds): 3 significant digits, no
+    exponent."""
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def _power_plot(name: str, res: dict[str, Any], opts: power.PowerOptions) -> str:
+    """Unpaired MDE against training seeds for a few eval-seed counts, the Δ targets as dashed
+    lines and the current design as a dot."""
+    c, model = res["components"], res["models"]["unpaired"]
+    needed = [r["n_train"] for r in res["sample_size"] if r["n_train"] is not None]
+    n_hi = int(min(max(20, 2 * c.n_train, *needed), 200))
+    n_t = np.arange(2, n_hi + 1)
+    series = []
+    n_evals = sorted(n for n in {1, c.n_eval, 5, 20} if n <= opts.max_eval_seeds)
+    for i, n_e in enumerate(n_evals):
+        series.append(plots.Series(f"{n_e} eval seed{'s' if n_e > 1 else ''}", n_t,
+                                   power.mde(model, n_t, n_e, opts.alpha, opts.power),
+                                   color=plots.PALETTE[i % len(plots.PALETTE)]))
+    for delta in opts.deltas:
+        series.append(plots.Series(f"Δ = {delta:g}", [2, n_hi], [delta, delta], color="#888888",
+                                   dashed=True))
+    cur = float(res["current"]["mde"]["unpaired"]["t"])
+    series.append(plots.Series(f"now: {c.n_train}×{c.n_eval}, MDE {cur:.2f}", [c.n_train], [cur],
+                               color=plots.REFERENCE_COLOR, markers=True))
+    top = max(float(power.mde(model, 3, 1, opts.alpha, opts.power)), max(opts.deltas), cur)
+    top = top if math.isfinite(top) and top > 0 else 1.0
+    return plots.line_plot(series, f"{name}: detectable difference (unpaired, "
+                           f"{opts.power * 100:.0f} % power)", "training seeds per arm",
+                           "MDE (mIoU)", xlim=(2.0, float(n_hi)), ylim=(0.0, top * 1.05))
+
+
 def build_report(sweep: Sweep, out_dir: Path, reference: Reference,
                  official: Optional[TrainingLog] = None, other: Optional[Sweep] = None,
-                 label: str = "this sweep", other_label: str = "other sweep") -> Report:
+                 label: str = "this sweep", other_label: str = "other sweep",
+                 power_options: Optional[power.PowerOptions] = None) -> Report:
     rep = Report(warnings=list(sweep.warnings))
     md, data = rep.md, rep.data
     plan = sweep.plan or {}
@@ -556,8 +771,7 @@ def build_report(sweep: Sweep, out_dir: Path, reference: Reference,
     # ---- variance decomposition ---------------------------------------------------------------
     decomps: dict[str, Any] = {}
     for mode in MODES:
-        table = {seed: {e.eval_seed: e.mIoU for e in run.evals_for(mode)}
-                 for seed, run in runs.items() if run.evals_for(mode)}
+        table = _mode_table(runs, mode)
         if len(table) >= 2 and any(len(v) >= 2 for v in table.values()):
             decomps[mode] = (stats.variance_decomposition(table), table)
     data["variance_decomposition"] = {m: d for m, (d, _) in decomps.items()}
@@ -765,6 +979,10 @@ def build_report(sweep: Sweep, out_dir: Path, reference: Reference,
         md.append("")
     data["comparison"] = comp_data
 
+    # ---- how many seeds? ------------------------------------------------------------------------
+    data["power"] = _power_section(rep, sweep, other, {m: d for m, (d, _) in decomps.items()},
+                                   summaries, logs, power_options or power.PowerOptions(), save)
+
     # ---- per-class spread (optional data) ---------------------------------------------------
     pcs = [run.selected("ss").per_class_iou for run in runs.values()  # type: ignore[union-attr]
            if run.selected("ss") is not None and run.selected("ss").per_class_iou is not None]
@@ -813,6 +1031,41 @@ def _parse_range(text: str) -> tuple[float, float]:
     return (min(lo, hi), max(lo, hi))
 
 
+def _parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 0.5,1.0), "
+                                         f"got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return vals
+
+
+def _add_power_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("how many seeds? (power analysis)")
+    g.add_argument("--power-deltas", type=_parse_floats, default=power.DEFAULT_DELTAS,
+                   metavar="D1,D2", help="true mIoU differences to detect at 80%% power, "
+                   "alpha 0.05 (default 0.5,1.0)")
+    g.add_argument("--target-halfwidth", type=float, default=power.DEFAULT_HALFWIDTH,
+                   help="target 95%% CI half-width of the run-mean for the cheapest design "
+                        "(default 0.25 mIoU)")
+    g.add_argument("--train-cost", type=float, default=None,
+                   help="cost of one training run, any unit (e.g. GPU hours). Default: measured "
+                        "from the train logs when the evals record 'seconds', else 1.0")
+    g.add_argument("--eval-cost", type=float, default=None,
+                   help="cost of one evaluation in the same unit (default: measured, else 0.02)")
+    g.add_argument("--paired-rho", type=float, default=0.0,
+                   help="assumed train-seed correlation between the arms of a paired comparison "
+                        "when no --compare sweep measures it (default 0: pairing gains nothing)")
+
+
+def _power_options(args: argparse.Namespace) -> power.PowerOptions:
+    return power.PowerOptions(deltas=tuple(args.power_deltas),
+                              target_halfwidth=args.target_halfwidth, train_cost=args.train_cost,
+                              eval_cost=args.eval_cost, paired_rho=args.paired_rho)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="Seed-sweep report (report.md, report.json, SVGs).")
     ap.add_argument("dir", help="sweep directory (sweep.json, seed_<k>/result.json, "
@@ -830,7 +1083,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--label", default=None, help="name of this sweep in the comparison")
     ap.add_argument("--compare-label", default=None, help="name of the other sweep")
     ap.add_argument("--out", help="output directory (default: DIR)")
+    _add_power_args(ap)
     args = ap.parse_args(argv)
+    try:
+        power_options = _power_options(args)
+    except ValueError as exc:
+        ap.error(str(exc))
 
     root = Path(args.dir)
     out = Path(args.out) if args.out else root
@@ -844,7 +1102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rep = build_report(sweep, out, reference, official, other,
                            label=args.label or root.resolve().name,
                            other_label=args.compare_label or
-                           (Path(args.compare).resolve().name if args.compare else "other"))
+                           (Path(args.compare).resolve().name if args.compare else "other"),
+                           power_options=power_options)
     except (ReportInputError, LogParseError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
