@@ -1,12 +1,17 @@
 """segnext_jt: SegNeXt (MSCAN + LightHamHead) in Jittor, faithful to mmsegmentation.
 
-Jittor is imported lazily: the data and io subpackages stay NumPy-only (light worker processes), and
-every module that needs Jittor imports `segnext_jt.runtime` first, which prepares the environment
-(offline oneDNN, CPU/CUDA detection) before `import jittor`.
+Importing the package prepares Jittor's environment (CPU/CUDA detection, offline archives, OpenMP
+waiting; see `environment`) without importing Jittor, so `import segnext_jt, jittor` works in that
+order. Jittor itself is imported lazily: the data and io subpackages stay NumPy-only (light worker
+processes); modules that need Jittor import `segnext_jt.runtime`, which sets its process-wide flags.
 """
 from __future__ import annotations
 
-from .config import Config, ConfigError, load_config
+from .environment import prepare_environment
+
+prepare_environment()
+
+from .config import Config, ConfigError, load_config  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,21 +1,11 @@
 """Jittor bootstrap, device selection and seeding.
 
-Import this module before anything imports `jittor` (the package's `__init__` does). It fixes two
-failure modes of a plain `import jittor` on offline machines:
-
-* a `nvcc` without a usable CUDA runtime/GPU makes Jittor's import crash: unless CUDA is really
-  usable we set `nvcc_path=""`, which makes Jittor build its CPU-only core;
-* Jittor downloads oneDNN (CPU) and cub/cutt (CUDA) on first use: the `jittor-offline` package
-  ships those archives and Jittor picks them up by itself; cutlass is not shipped, so on CUDA we
-  turn it off (`use_cutlass=0`) unless its headers are already in Jittor's cache.
-
-`SEGNEXT_DEVICE=cpu|cuda|auto` (default auto) overrides the detection.
+The environment for Jittor is prepared by `segnext_jt.environment` (run by `import segnext_jt`,
+before this module imports jittor); this module then fixes Jittor's process-wide settings: signal
+handlers, the kernel compiler's threads and `use_cuda`.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import glob
 import os
 import random
 import sys
@@ -23,83 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-_CUDART_NAMES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0")
+from . import environment
 
-
-def _cuda_gpu_count() -> int:
-    """Number of GPUs the CUDA driver reports, 0 if no driver/GPU (never raises)."""
-    try:
-        libcuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return 0
-    try:
-        if libcuda.cuInit(0) != 0:
-            return 0
-        count = ctypes.c_int(0)
-        if libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-        return count.value
-    except (AttributeError, OSError):
-        return 0
-
-
-def _cuda_runtime_loadable() -> bool:
-    """True if a CUDA runtime library can be loaded (toolkit next to nvcc, or on the loader path)."""
-    candidates = list(_CUDART_NAMES)
-    found = ctypes.util.find_library("cudart")
-    if found:
-        candidates.insert(0, found)
-    for root in filter(None, [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]):
-        candidates += sorted(glob.glob(os.path.join(root, "lib64", "libcudart.so*")))
-        candidates += sorted(glob.glob(os.path.join(root, "targets", "*", "lib", "libcudart.so*")))
-    for name in candidates:
-        try:
-            ctypes.CDLL(name)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def detect_device() -> str:
-    """'cuda' when a GPU and a CUDA runtime are usable, else 'cpu'; SEGNEXT_DEVICE overrides."""
-    wanted = os.environ.get("SEGNEXT_DEVICE", "auto").strip().lower()
-    if wanted not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"SEGNEXT_DEVICE must be cpu, cuda or auto, got {wanted!r}")
-    if wanted == "cpu":
-        return "cpu"
-    usable = _cuda_gpu_count() > 0 and _cuda_runtime_loadable()
-    if wanted == "cuda" and not usable:
-        raise RuntimeError("SEGNEXT_DEVICE=cuda but no usable CUDA (driver with a GPU and a CUDA runtime "
-                           "library) was found")
-    return "cuda" if usable else "cpu"
-
-
-DEVICE: str = ""
-
-
-def _prepare_environment() -> str:
-    global DEVICE
-    if DEVICE:
-        return DEVICE
-    if "jittor" in sys.modules:
-        # Someone imported jittor first; respect whatever it chose.
-        import jittor as jt
-        DEVICE = "cuda" if jt.flags.use_cuda else "cpu"
-        return DEVICE
-    device = detect_device()
-    if device == "cpu":
-        os.environ["nvcc_path"] = ""  # build Jittor's CPU core; a broken nvcc would crash the import
-    else:
-        cutlass_header = os.path.expanduser("~/.cache/jittor/cutlass/cutlass/include/cutlass/cutlass.h")
-        if not os.path.isfile(cutlass_header) and "CUTLASS_PATH" not in os.environ:
-            os.environ.setdefault("use_cutlass", "0")  # would download cutlass.zip
-    os.environ.setdefault("log_silent", "1")  # Jittor's [i ...] compile chatter
-    DEVICE = device
-    return device
-
-
-_prepare_environment()
+DEVICE: str = environment.prepare_environment()
 
 import jittor as jt  # noqa: E402  (must come after the environment is prepared)
 

@@ -57,6 +57,20 @@ def assert_close_fwd(got, ref, what: str) -> None:
     assert err <= tol, f"{what}: max abs error {err:.3e} > tolerance {tol:.3e}"
 
 
+@pytest.fixture(params=["fast", "reference"])
+def compute_path(request):
+    """Run a test on both compute paths: the default one (native CPU kernels, eval folding) and the
+    module-by-module path on Jittor's own operators (SEGNEXT_CPU_KERNELS=jittor, SEGNEXT_EVAL_FOLDING=0)."""
+    from segnext_jt.models import cpu_ops, layers
+    before = (cpu_ops.native_cpu_kernels(), layers.eval_folding())
+    fast = request.param == "fast"
+    cpu_ops.set_native_cpu_kernels(fast)
+    layers.set_eval_folding(fast)
+    yield request.param
+    cpu_ops.set_native_cpu_kernels(before[0])
+    layers.set_eval_folding(before[1])
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg():
     return fixture_config("tiny-test_eval_64x64")

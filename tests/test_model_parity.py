@@ -15,6 +15,9 @@ from jittor import nn
 from segnext_jt.evaluation.inference import pad_bottom_right, predict_logits
 from segnext_jt.models.layers import resize_bilinear
 
+# every parity test runs on both compute paths (see conftest.compute_path)
+pytestmark = pytest.mark.usefixtures("compute_path")
+
 EVAL_FIXTURES = ["tiny-test_eval_64x64", "tiny-test_eval_lowvar_64x64", "tiny-test_eval_97x131"]
 
 
@@ -124,3 +127,18 @@ def test_train_step_loss_gradients_and_bn_stats(name):
         else:
             assert_close_fwd(got, bn_ref[key], key)
     assert meta["loss"]["num_ignored"] > 0  # the fixture exercises ignore_index
+
+
+@pytest.mark.parametrize("name", EVAL_FIXTURES[:2])
+def test_eval_fixture_under_no_grad(name):
+    """Inference as the evaluator runs it (jt.no_grad, where the fast path fuses fc1's bias, the
+    Mlp's depthwise conv and GELU into one kernel)."""
+    model = fixture_model(name)
+    model.eval()
+    with jt.no_grad():
+        x = jt.array(_load(name, "input.npy"))
+        feats = model.backbone(x)
+        for i in range(4):
+            assert_close_fwd(feats[i], _load(name, f"stage{i + 1}.npy"), f"{name} stage{i + 1}")
+        full = model.encode_decode(x, None, _load(name, "bases_raw.npy"))
+    assert_close_fwd(full, _load(name, "seg_logits_full.npy"), f"{name} seg_logits_full")

@@ -16,6 +16,7 @@ from .. import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
+from .cpu_ops import bmm
 from .layers import Conv2d, Dropout2d, GroupNorm, resize_bilinear
 
 NMFKey = tuple  # a tuple of non-negative ints identifying one image/view/crop draw
@@ -86,17 +87,17 @@ class NMF2D(nn.Module):
         return self._sampler
 
     def _update_coef(self, x: jt.Var, bases: jt.Var, coef: jt.Var) -> jt.Var:
-        numerator = nn.bmm(x.transpose([0, 2, 1]), bases)  # (B, N, R)
-        denominator = nn.bmm(coef, nn.bmm(bases.transpose([0, 2, 1]), bases))  # Gram first, as torch
+        numerator = bmm(x, bases, trans_a=True)  # (B, N, R)
+        denominator = bmm(coef, bmm(bases, bases, trans_a=True))  # Gram first, as torch
         return coef * numerator / (denominator + 1e-6)
 
     def _update_bases(self, x: jt.Var, bases: jt.Var, coef: jt.Var) -> jt.Var:
-        numerator = nn.bmm(x, coef)  # (B, D, R)
-        denominator = nn.bmm(bases, nn.bmm(coef.transpose([0, 2, 1]), coef))
+        numerator = bmm(x, coef)  # (B, D, R)
+        denominator = bmm(bases, bmm(coef, coef, trans_a=True))
         return bases * numerator / (denominator + 1e-6)
 
     def _local_inference(self, x: jt.Var, bases: jt.Var) -> tuple[jt.Var, jt.Var]:
-        coef = nn.softmax(self.inv_t * nn.bmm(x.transpose([0, 2, 1]), bases), dim=-1)
+        coef = nn.softmax(self.inv_t * bmm(x, bases, trans_a=True), dim=-1)
         steps = self.train_steps if self.training else self.eval_steps
         for _ in range(steps):
             coef = self._update_coef(x, bases, coef)
@@ -125,7 +126,7 @@ class NMF2D(nn.Module):
         else:
             bases, coef = self._local_inference(x, bases)
         coef = self._update_coef(x, bases, coef)
-        return nn.bmm(bases, coef.transpose([0, 2, 1])).reshape([b, c, h, w])
+        return bmm(bases, coef, trans_b=True).reshape([b, c, h, w])
 
 
 class ConvModule(nn.Module):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -16,137 +16,13 @@ from .. import runtime  # noqa: F401  (prepares the environment before jittor is
 import jittor as jt
 from jittor import nn
 
+from . import cpu_ops
+
 IntPair = Union[int, Sequence[int]]
 
 
 def _pair(v: IntPair) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-# --------------------------------------------------------------------------------------------
-# Depthwise convolution on the CPU
-# --------------------------------------------------------------------------------------------
-# On the CPU, Jittor's conv tuner hands grouped convolutions to oneDNN (mkl_conv, ...backward_x,
-# ...backward_w) in plain NCHW. For MSCAN's depthwise convs that is a poor fit (profile of a
-# SegNeXt-T step at 512x512 on 2 cores, see bench/bench_model.py):
-#   * forward: square kernels run oneDNN's jit_dw with a reorder to and from a blocked layout around
-#     every call; the 1xK strips (1x11, 1x21) fall back to im2col + gemm;
-#   * backward: the weight gradient is oneDNN's gemm-based grouped path, one tiny gemm per channel
-#     with spin barriers between threads: ~10 ms per conv on an idle machine, and 1-10 s per conv
-#     as soon as another process competes for a core (the barriers spin against a descheduled
-#     thread). It dominated the training step.
-# The two C++ kernels below are direct loops (stride 1, no dilation, any zero padding), parallel
-# over channels with OpenMP. Every inner loop runs along one image row, so it is contiguous and
-# vectorised (Jittor compiles kernels with -Ofast -march=native):
-#   * _DW_FORWARD_SRC: y[n,c] = b[c] + sum_{i,j} w[c,i,j] * x[n,c, . + i - ph, . + j - pw];
-#     with FLIP it correlates with the 180-degree-rotated kernel, which is the input gradient
-#     (the gradient of a stride-1 conv with padding p is a conv of dy with padding k - 1 - p);
-#   * _DW_GRAD_WEIGHT_SRC: gw[c,i,j] = sum_{n,h,w} dy[n,c,h,w] * x[n,c,h+i-ph,w+j-pw].
-# The paddings (and the flip) are run-time `data`, so Jittor compiles three kernels in all.
-# SEGNEXT_CPU_DWCONV=onednn restores the previous path (jittor.nn.conv2d), e.g. to compare speed.
-_CPU_DEPTHWISE_NATIVE = os.environ.get("SEGNEXT_CPU_DWCONV", "native").strip().lower() != "onednn"
-
-_DW_FORWARD_SRC = """
-    // in0 x (N,C,H,W), in1 w (C,1,KH,KW)[, in2 bias (C)] -> out0 y (N,C,OH,OW)
-    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
-    const int KH = in1_shape2, KW = in1_shape3, OH = out0_shape2, OW = out0_shape3;
-    const int PH = (int)data["ph"], PW = (int)data["pw"], FLIP = (int)data["flip"];
-    #pragma omp parallel for schedule(static)
-    for (int nc = 0; nc < N * C; nc++) {
-        const int c = nc % C;
-        const float* __restrict__ xp = in0_p + (size_t)nc * H * W;
-        const float* __restrict__ wp = in1_p + (size_t)c * KH * KW;
-        float* __restrict__ yp = out0_p + (size_t)nc * OH * OW;
-        const float b = HAS_BIAS ? BIAS_AT(c) : 0.0f;
-        for (int oh = 0; oh < OH; oh++) {
-            float* __restrict__ yrow = yp + (size_t)oh * OW;
-            for (int ow = 0; ow < OW; ow++) yrow[ow] = b;
-            for (int ki = 0; ki < KH; ki++) {
-                const int ih = oh + ki - PH;
-                if (ih < 0 || ih >= H) continue;  // zero padding: the row contributes nothing
-                const float* __restrict__ xrow = xp + (size_t)ih * W;
-                for (int kj = 0; kj < KW; kj++) {
-                    const float wv = FLIP ? wp[(KH - 1 - ki) * KW + (KW - 1 - kj)] : wp[ki * KW + kj];
-                    const int off = kj - PW;  // input column = output column + off
-                    const int ow0 = off < 0 ? -off : 0;
-                    const int ow1 = W - off < OW ? W - off : OW;
-                    for (int ow = ow0; ow < ow1; ow++) yrow[ow] += wv * xrow[ow + off];
-                }
-            }
-        }
-    }
-"""
-
-_DW_GRAD_WEIGHT_SRC = """
-    // in0 x (N,C,H,W), in1 dy (N,C,OH,OW) -> out0 gw (C,1,KH,KW)
-    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
-    const int OH = in1_shape2, OW = in1_shape3, KH = out0_shape2, KW = out0_shape3;
-    const int PH = (int)data["ph"], PW = (int)data["pw"];
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double acc[KH * KW];  // per-row float dot products, summed over rows and images in double
-        for (int k = 0; k < KH * KW; k++) acc[k] = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
-            const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
-            for (int oh = 0; oh < OH; oh++) {
-                const float* __restrict__ grow = gp + (size_t)oh * OW;
-                for (int ki = 0; ki < KH; ki++) {
-                    const int ih = oh + ki - PH;
-                    if (ih < 0 || ih >= H) continue;
-                    const float* __restrict__ xrow = xp + (size_t)ih * W;
-                    for (int kj = 0; kj < KW; kj++) {
-                        const int off = kj - PW;
-                        const int ow0 = off < 0 ? -off : 0;
-                        const int ow1 = W - off < OW ? W - off : OW;
-                        float s = 0.0f;
-                        for (int ow = ow0; ow < ow1; ow++) s += grow[ow] * xrow[ow + off];
-                        acc[ki * KW + kj] += s;
-                    }
-                }
-            }
-        }
-        for (int k = 0; k < KH * KW; k++) out0_p[(size_t)c * KH * KW + k] = (float)acc[k];
-    }
-"""
-
-
-def _dw_conv_cpu(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int],
-                 flip: bool = False) -> jt.Var:
-    """Stride-1 depthwise conv (or, with flip, its input gradient) with the C++ loop kernel."""
-    n, c, h, w = x.shape
-    kh, kw = weight.shape[2], weight.shape[3]
-    ph, pw = padding
-    inputs = [x, weight] + ([bias] if bias is not None else [])
-    header = (f"#define HAS_BIAS {int(bias is not None)}\n"
-              f"#define BIAS_AT(c) {'in2_p[c]' if bias is not None else '0.0f'}\n")
-    return jt.code([n, c, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1], x.dtype, inputs,
-                   cpu_header=header, cpu_src=_DW_FORWARD_SRC,
-                   data={"ph": ph, "pw": pw, "flip": int(flip)})
-
-
-def _dw_grad_weight_cpu(x: jt.Var, grad_y: jt.Var, kernel_size: tuple[int, int],
-                        padding: tuple[int, int]) -> jt.Var:
-    kh, kw = kernel_size
-    return jt.code([x.shape[1], 1, kh, kw], x.dtype, [x, grad_y], cpu_src=_DW_GRAD_WEIGHT_SRC,
-                   data={"ph": padding[0], "pw": padding[1]})
-
-
-class _DepthwiseConv2dCPU(jt.Function):
-    """Depthwise conv (stride 1) with the loop kernels above for the forward and both gradients."""
-
-    def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int]):
-        self.saved = (x, weight, bias is not None, padding)
-        return _dw_conv_cpu(x, weight, bias, padding)
-
-    def grad(self, grad_y: jt.Var):
-        x, weight, has_bias, (ph, pw) = self.saved
-        kh, kw = weight.shape[2], weight.shape[3]
-        # Jittor is lazy: a gradient nobody asks for (e.g. of a stop_grad input) is never computed.
-        grad_x = _dw_conv_cpu(grad_y, weight, None, (kh - 1 - ph, kw - 1 - pw), flip=True)
-        grad_w = _dw_grad_weight_cpu(x, grad_y, (kh, kw), (ph, pw))
-        grad_b = grad_y.sum([0, 2, 3]) if has_bias else None
-        return grad_x, grad_w, grad_b, None
 
 
 class Conv2d(nn.Module):
@@ -162,20 +38,62 @@ class Conv2d(nn.Module):
         self.weight = jt.init.gauss([out_channels, in_channels // groups, kh, kw], "float32",
                                     0.0, math.sqrt(2.0 / fan_out))
         self.bias = jt.zeros([out_channels], "float32") if bias else None
+        # shapes with a native CPU kernel (cpu_ops): all of MSCAN's depthwise and 1x1 convolutions
         self._depthwise = groups == in_channels == out_channels and groups > 1
-        # the CPU loop kernels cover stride 1 with 0 <= padding < kernel (all of MSCAN's depthwise convs)
-        self._cpu_loop_kernel = (self._depthwise and self.stride == (1, 1)
-                                 and 0 <= self.padding[0] < kh and 0 <= self.padding[1] < kw)
+        self._pointwise = (kh, kw) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and groups == 1
 
     def execute(self, x: jt.Var) -> jt.Var:
+        return self.conv(x, self.weight, self.bias)
+
+    def conv(self, x: jt.Var, weight: jt.Var, bias) -> jt.Var:
+        """This layer's convolution with the given weight and bias (folded ones, see `folded`)."""
         if self._depthwise and jt.flags.use_cuda:
             from jittor.depthwise_conv import DepthwiseConv
-            y = DepthwiseConv(self.stride, self.padding, (1, 1))(x, self.weight)
-            return y if self.bias is None else y + self.bias.broadcast(y.shape, [0, 2, 3])
-        if (self._cpu_loop_kernel and _CPU_DEPTHWISE_NATIVE and x.dtype == "float32"
-                and self.weight.dtype == "float32"):
-            return _DepthwiseConv2dCPU.apply(x, self.weight, self.bias, self.padding)
-        return nn.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+            y = DepthwiseConv(self.stride, self.padding, (1, 1))(x, weight)
+            return y if bias is None else y + bias.broadcast(y.shape, [0, 2, 3])
+        y = None
+        if self._depthwise and self.stride == (1, 1):
+            y = cpu_ops.depthwise_conv(x, weight, bias, self.padding)
+        elif self._pointwise:
+            y = cpu_ops.conv1x1(x, weight, bias)
+        if y is None:  # CUDA, other dtypes, SEGNEXT_CPU_KERNELS=jittor
+            y = nn.conv2d(x, weight, bias, self.stride, self.padding, 1, self.groups)
+        return y
+
+    def folded(self, x: jt.Var, in_scale=None, in_shift=None, out_scale=None) -> jt.Var:
+        """1x1 conv of (x * in_scale + in_shift), times out_scale (see `fold`)."""
+        return self.conv(x, *self.fold(in_scale, in_shift, out_scale))
+
+    def fold(self, in_scale=None, in_shift=None, out_scale=None) -> tuple[jt.Var, jt.Var]:
+        """(weight, bias) of this 1x1 conv with per-channel affine maps folded in:
+        out_scale * (W (s x + t) + b) = (out_scale W diag(s)) x + out_scale (W t + b).
+        Inference only (see `eval_folding`)."""
+        w = self.weight.reshape([self.out_channels, self.in_channels])
+        b = self.bias if self.bias is not None else jt.zeros([self.out_channels], "float32")
+        if in_shift is not None:
+            b = b + (w * in_shift.reshape([1, -1])).sum(1)
+        if in_scale is not None:
+            w = w * in_scale.reshape([1, -1])
+        if out_scale is not None:
+            w, b = w * out_scale.reshape([-1, 1]), b * out_scale
+        return w.reshape(self.weight.shape), b
+
+
+# Inference-only rewrites of MSCAN blocks (mscan.MSCABlock): eval BatchNorm folded into the next
+# 1x1 conv (and, for the attention shortcut, into the residual sum), layer scale folded into
+# proj_2 / fc2, the Mlp's fc1 bias + depthwise conv + GELU in one kernel on the CPU. The same
+# algebra, rounded differently: within the reference fixtures' tolerance (tests/test_model_parity.py
+# runs both). SEGNEXT_EVAL_FOLDING=0 or set_eval_folding(False) keeps the module-by-module path.
+_eval_folding = os.environ.get("SEGNEXT_EVAL_FOLDING", "1").strip() != "0"
+
+
+def set_eval_folding(enabled: bool) -> None:
+    global _eval_folding
+    _eval_folding = bool(enabled)
+
+
+def eval_folding() -> bool:
+    return _eval_folding
 
 
 def _channel_dims(x: jt.Var) -> list[int]:
@@ -222,6 +140,12 @@ class BatchNorm2d(nn.Module):
         return out * self.weight.reshape(shape) + self.bias.reshape(shape)
 
 
+    def eval_affine(self) -> tuple[jt.Var, jt.Var]:
+        """(scale, shift) with BN_eval(x) = x * scale + shift per channel (for folding)."""
+        scale = self.weight / jt.sqrt(self.running_var + self.eps)
+        return scale, self.bias - self.running_mean * scale
+
+
 class GroupNorm(nn.Module):
     """torch.nn.GroupNorm with two-pass variance (eps 1e-5, affine)."""
 
@@ -244,18 +168,23 @@ class GroupNorm(nn.Module):
 
 
 class LayerNorm(nn.Module):
-    """torch.nn.LayerNorm over the last dimension, two-pass variance."""
+    """torch.nn.LayerNorm over one dimension, two-pass variance. `dim=-1` is torch's layout; MSCAN
+    normalises NCHW maps over channels (`dim=1`), which is the same arithmetic per pixel as the
+    reference's flatten/transpose/LayerNorm/transpose without the two transposed copies."""
 
-    def __init__(self, dim: int, eps: float = 1e-5):
-        self.dim, self.eps = dim, eps
+    def __init__(self, dim: int, eps: float = 1e-5, norm_dim: int = -1):
+        self.dim, self.eps, self.norm_dim = dim, eps, norm_dim
         self.weight = jt.ones([dim], "float32")
         self.bias = jt.zeros([dim], "float32")
 
     def execute(self, x: jt.Var) -> jt.Var:
-        mean = x.mean(dims=[x.ndim - 1], keepdims=True)
+        axis = self.norm_dim % x.ndim
+        mean = x.mean(dims=[axis], keepdims=True)
         centered = x - mean
-        var = (centered * centered).mean(dims=[x.ndim - 1], keepdims=True)
-        return centered / jt.sqrt(var + self.eps) * self.weight + self.bias
+        var = (centered * centered).mean(dims=[axis], keepdims=True)
+        shape = [1] * x.ndim
+        shape[axis] = self.dim
+        return centered / jt.sqrt(var + self.eps) * self.weight.reshape(shape) + self.bias.reshape(shape)
 
 
 def gelu(x: jt.Var) -> jt.Var:
@@ -311,19 +240,6 @@ class Dropout2d(nn.Module):
         return x * mask / keep
 
 
-def _linear_source_index(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """torch's align_corners=False source indices and weights: src = (dst + 0.5) * in/out - 0.5,
-    clamped at 0; returns (i0, i1, lambda1) in float32 arithmetic like torch's CPU kernel."""
-    scale = np.float32(in_size) / np.float32(out_size)
-    src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-    src = np.maximum(src, np.float32(0.0))
-    i0 = np.floor(src).astype(np.int32)
-    i0 = np.minimum(i0, in_size - 1)
-    i1 = np.minimum(i0 + 1, in_size - 1)
-    lam = (src - i0.astype(np.float32)).astype(np.float32)
-    return i0, i1, lam
-
-
 def resize_bilinear(x: jt.Var, size: Sequence[int]) -> jt.Var:
     """F.interpolate(x, size, mode='bilinear', align_corners=False) for NCHW, differentiable.
     Separable: rows, then columns (a pure gather + weighted sum, no antialiasing, like torch)."""
@@ -331,15 +247,18 @@ def resize_bilinear(x: jt.Var, size: Sequence[int]) -> jt.Var:
     n, c, in_h, in_w = x.shape
     if (in_h, in_w) == (out_h, out_w):
         return x
+    y = cpu_ops.resize_bilinear(x, out_h, out_w)
+    if y is not None:
+        return y
     if in_h != out_h:
-        i0, i1, lam = _linear_source_index(in_h, out_h)
+        i0, i1, lam = cpu_ops.linear_source_index(in_h, out_h)
         shape = [n, c, out_h, in_w]
         top = x.reindex(shape, ["i0", "i1", "@e0(i2)", "i3"], extras=[jt.array(i0)])
         bottom = x.reindex(shape, ["i0", "i1", "@e0(i2)", "i3"], extras=[jt.array(i1)])
         w1 = jt.array(lam).broadcast(shape, [0, 1, 3])
         x = top * (1.0 - w1) + bottom * w1
     if in_w != out_w:
-        i0, i1, lam = _linear_source_index(in_w, out_w)
+        i0, i1, lam = cpu_ops.linear_source_index(in_w, out_w)
         shape = [n, c, x.shape[2], out_w]
         left = x.reindex(shape, ["i0", "i1", "i2", "@e0(i3)"], extras=[jt.array(i0)])
         right = x.reindex(shape, ["i0", "i1", "i2", "@e0(i3)"], extras=[jt.array(i1)])

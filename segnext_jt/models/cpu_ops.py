@@ -1,0 +1,415 @@
+"""Native CPU kernels for the operations that dominate SegNeXt on the CPU.
+
+Profiles of SegNeXt-T/L at 512x512 on 2 cores (Jittor's profiler, see bench/README.md) showed
+Jittor's generic CPU paths losing to PyTorch eager on four operations. Each is replaced here by a
+kernel that computes the same arithmetic; the model files call these through `layers.py` and
+`ham_head.py` and never see the difference:
+
+* depthwise convolutions (MSCA's 5x5 and 1xK/Kx1 strips, the Mlp's 3x3): oneDNN wraps every call in
+  layout reorders, runs the strips through im2col, and its grouped weight gradient spins barriers
+  between threads (1-10 s per conv as soon as another process shares a core). Direct OpenMP loops.
+* 1x1 convolutions: mkl_conv in plain NCHW is 2-3x slower than the same product as one sgemm
+  (W[Cout,Cin] @ X[Cin,HW]); the gradients are two more sgemms. Same oneDNN sgemm, same sums.
+* batched matmuls (NMF): on the CPU `nn.bmm` is a broadcast-multiply-reduce in one thread; here
+  one sgemm per batch element.
+* bilinear resizes (head inputs, logits to the input size, and their gradients): Jittor's reindex
+  runs single-threaded with an index computation per element; here one OpenMP loop per output row
+  (forward) or per plane (backward, so the scatter needs no atomics and is deterministic).
+
+All kernels are float32 and CPU-only; CUDA and other dtypes take Jittor's own operators.
+`SEGNEXT_CPU_KERNELS=jittor` (or `set_native_cpu_kernels(False)`) restores Jittor's paths everywhere,
+e.g. to compare speed; the parity tests run both.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import runtime  # noqa: F401
+import jittor as jt
+from jittor import nn
+
+_native = os.environ.get("SEGNEXT_CPU_KERNELS", "native").strip().lower() != "jittor"
+
+
+def set_native_cpu_kernels(enabled: bool) -> None:
+    global _native
+    _native = bool(enabled)
+
+
+def native_cpu_kernels() -> bool:
+    return _native
+
+
+def _use_native(*vars_: jt.Var) -> bool:
+    return _native and not jt.flags.use_cuda and all(v.dtype == "float32" for v in vars_)
+
+
+# --------------------------------------------------------------------------------------------
+# Matrix products: oneDNN sgemm (the op Jittor's matmul tuner itself emits for 2-D products)
+# --------------------------------------------------------------------------------------------
+def _sgemm(a: jt.Var, b: jt.Var, trans_a: bool, trans_b: bool) -> jt.Var:
+    return jt.compile_extern.mkl_ops.mkl_matmul(a, b, trans_a, trans_b)
+
+
+def _have_sgemm() -> bool:
+    return getattr(jt.compile_extern, "mkl_ops", None) is not None
+
+
+class _MatMul2d(jt.Function):
+    """op(A) @ op(B) for 2-D A, B; op = transpose where trans_* is set. Gradients are sgemms too."""
+
+    def execute(self, a: jt.Var, b: jt.Var, trans_a: bool, trans_b: bool) -> jt.Var:
+        self.saved = (a, b, trans_a, trans_b)
+        return _sgemm(a, b, trans_a, trans_b)
+
+    def grad(self, g: jt.Var):
+        a, b, ta, tb = self.saved
+        grad_a = _sgemm(b, g, tb, True) if ta else _sgemm(g, b, False, not tb)
+        grad_b = _sgemm(g, a, True, ta) if tb else _sgemm(a, g, not ta, False)
+        return grad_a, grad_b, None, None
+
+
+def _transpose_last(x: jt.Var) -> jt.Var:
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return x.transpose(axes)
+
+
+def bmm(a: jt.Var, b: jt.Var, trans_a: bool = False, trans_b: bool = False) -> jt.Var:
+    """Batched op(a) @ op(b) for (B, ., .) inputs (torch.bmm with optional transposes)."""
+    if _use_native(a, b) and _have_sgemm():
+        outs = [_MatMul2d.apply(a[i], b[i], trans_a, trans_b) for i in range(a.shape[0])]
+        return outs[0].unsqueeze(0) if len(outs) == 1 else jt.stack(outs, 0)
+    return nn.bmm(_transpose_last(a) if trans_a else a, _transpose_last(b) if trans_b else b)
+
+
+class _Conv1x1(jt.Function):
+    """1x1 convolution as per-image sgemms: y[n] = W @ x[n] + b with x[n] viewed as (Cin, H*W)."""
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> jt.Var:
+        n, c, h, w = x.shape
+        w2 = weight.reshape([weight.shape[0], c])
+        self.saved = (x, w2, bias is not None)
+        outs = []
+        for i in range(n):
+            y = _sgemm(w2, x[i].reshape([c, h * w]), False, False)
+            outs.append(y if bias is None else y + bias.reshape([-1, 1]))
+        y = outs[0].unsqueeze(0) if n == 1 else jt.stack(outs, 0)
+        return y.reshape([n, w2.shape[0], h, w])
+
+    def grad(self, g: jt.Var):
+        x, w2, has_bias = self.saved
+        n, c, h, w = x.shape
+        g3 = g.reshape([n, w2.shape[0], h * w])
+        grad_x = [_sgemm(w2, g3[i], True, False) for i in range(n)]
+        grad_x = (grad_x[0].unsqueeze(0) if n == 1 else jt.stack(grad_x, 0)).reshape(x.shape)
+        grad_w = None
+        for i in range(n):
+            gw = _sgemm(g3[i], x[i].reshape([c, h * w]), False, True)
+            grad_w = gw if grad_w is None else grad_w + gw
+        grad_b = g3.sum([0, 2]) if has_bias else None
+        return grad_x, grad_w.reshape([w2.shape[0], c, 1, 1]), grad_b
+
+
+def conv1x1(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> Optional[jt.Var]:
+    """The 1x1 stride-1 convolution with sgemm, or None where the native path does not apply."""
+    if not (_use_native(x, weight) and _have_sgemm()):
+        return None
+    return _Conv1x1.apply(x, weight, bias)
+
+
+# --------------------------------------------------------------------------------------------
+# Depthwise convolution (stride 1, no dilation, zero padding smaller than the kernel)
+# --------------------------------------------------------------------------------------------
+# Parallel over (image, channel) planes. Input rows are copied, zero-padded, into a ring of KH
+# scratch rows (it stays in L1), so the tap loops need no bounds checks; each output row is then
+# computed in blocks of
+# BLOCK columns held in registers: every tap is one (unaligned) vector load and one multiply-add,
+# and each output element is stored once (a tap-at-a-time loop over the row would load and store
+# the output row once per tap, which made the 1xK strips memory-bound).
+#   * _DW_FORWARD_SRC: y[n,c] = b[c] + sum_{i,j} w[c,i,j] * x[n,c, . + i - ph, . + j - pw];
+#     with FLIP it correlates with the 180-degree-rotated kernel, which is the input gradient
+#     (the gradient of a stride-1 conv with padding p is a conv of dy with padding k - 1 - p);
+#   * _DW_GRAD_WEIGHT_SRC: gw[c,i,j] = sum_{n,h,w} dy[n,c,h,w] * x[n,c,h+i-ph,w+j-pw].
+# Shapes, paddings and the flip are run-time values, so Jittor compiles three kernels in all.
+_DW_MAX_KERNEL = 64  # kernel rows the forward kernel keeps pointers for
+_DW_FORWARD_SRC = """
+    // in0 x (N,C,H,W), in1 w (C,1,KH,KW)[, in2 bias (C)] -> out0 y (N,C,OH,OW)
+    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
+    const int KH = in1_shape2, KW = in1_shape3, OH = out0_shape2, OW = out0_shape3;
+    const int PH = (int)data["ph"], PW = (int)data["pw"], FLIP = (int)data["flip"];
+    const int WP = OW + KW - 1;  // a padded row: input columns -PW .. OW + KW - 2 - PW
+    #pragma omp parallel
+    {
+        // KH zero-padded input rows, reused as the window slides down (they stay in L1)
+        std::vector<float> ring((size_t)KH * WP + BLOCK), wk(KH * KW);
+        #pragma omp for schedule(static)
+        for (int nc = 0; nc < N * C; nc++) {
+            const int c = nc % C;
+            const float* __restrict__ xp = in0_p + (size_t)nc * H * W;
+            const float* __restrict__ wp = in1_p + (size_t)c * KH * KW;
+            for (int k = 0; k < KH * KW; k++) wk[k] = FLIP ? wp[KH * KW - 1 - k] : wp[k];
+            const float in_bias = HAS_IN_BIAS ? IN_BIAS_AT(c) : 0.0f;
+            float* rows[MAX_KH];  // rows[ki]: the padded input row under kernel row ki
+            for (int ki = 0; ki < KH; ki++) rows[ki] = ring.data() + (size_t)ki * WP;
+            auto fill = [&](float* __restrict__ prow, int r) {  // padded row r = input row r - PH
+                const int ih = r - PH;
+                if (ih < 0 || ih >= H) { std::memset(prow, 0, sizeof(float) * WP); return; }
+                const int right = WP - PW - W;  // zero columns after the row (< 0: the row is cropped)
+                std::memset(prow, 0, sizeof(float) * PW);
+                const float* __restrict__ xrow = xp + (size_t)ih * W;
+                const int n_in = right >= 0 ? W : W + right;
+                if (HAS_IN_BIAS) for (int q = 0; q < n_in; q++) prow[PW + q] = xrow[q] + in_bias;
+                else std::memcpy(prow + PW, xrow, sizeof(float) * n_in);
+                if (right > 0) std::memset(prow + PW + W, 0, sizeof(float) * right);
+            };
+            for (int ki = 0; ki < KH - 1; ki++) fill(rows[ki + 1], ki);  // rotated in below
+            const float b = HAS_BIAS ? BIAS_AT(c) : 0.0f;
+            float* __restrict__ yp = out0_p + (size_t)nc * OH * OW;
+            for (int oh = 0; oh < OH; oh++) {
+                float* recycled = rows[0];  // slide the window down one row
+                for (int ki = 0; ki < KH - 1; ki++) rows[ki] = rows[ki + 1];
+                rows[KH - 1] = recycled;
+                fill(recycled, oh + KH - 1);
+                float* __restrict__ yrow = yp + (size_t)oh * OW;
+                for (int ow0 = 0; ow0 < OW; ow0 += BLOCK) {
+                    vblock acc = (vblock){} + b;  // BLOCK outputs in one vector register
+                    for (int ki = 0; ki < KH; ki++) {
+                        const float* __restrict__ prow = rows[ki] + ow0;
+                        const float* __restrict__ wrow = wk.data() + ki * KW;
+                        for (int kj = 0; kj < KW; kj++) {
+                            vblock xv;
+                            std::memcpy(&xv, prow + kj, sizeof(vblock));  // unaligned vector load
+                            acc += wrow[kj] * xv;
+                        }
+                    }
+                    if (GELU) for (int t = 0; t < BLOCK; t++) acc[t] *= 0.5f * (1.0f + std::erf(acc[t] * SQRT1_2));
+                    if (OW - ow0 >= BLOCK) std::memcpy(yrow + ow0, &acc, sizeof(vblock));
+                    else for (int t = 0; t < OW - ow0; t++) yrow[ow0 + t] = acc[t];
+                }
+            }
+        }
+    }
+"""
+
+_DW_GRAD_WEIGHT_SRC = """
+    // in0 x (N,C,H,W), in1 dy (N,C,OH,OW) -> out0 gw (C,1,KH,KW)
+    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
+    const int OH = in1_shape2, OW = in1_shape3, KH = out0_shape2, KW = out0_shape3;
+    const int PH = (int)data["ph"], PW = (int)data["pw"];
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double acc[KH * KW];  // per-row float dot products, summed over rows and images in double
+        for (int k = 0; k < KH * KW; k++) acc[k] = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
+            const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
+            for (int oh = 0; oh < OH; oh++) {
+                const float* __restrict__ grow = gp + (size_t)oh * OW;
+                for (int ki = 0; ki < KH; ki++) {
+                    const int ih = oh + ki - PH;
+                    if (ih < 0 || ih >= H) continue;
+                    const float* __restrict__ xrow = xp + (size_t)ih * W;
+                    for (int kj = 0; kj < KW; kj++) {
+                        const int off = kj - PW;
+                        const int ow0 = off < 0 ? -off : 0;
+                        const int ow1 = W - off < OW ? W - off : OW;
+                        float s = 0.0f;
+                        for (int ow = ow0; ow < ow1; ow++) s += grow[ow] * xrow[ow + off];
+                        acc[ki * KW + kj] += s;
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < KH * KW; k++) out0_p[(size_t)c * KH * KW + k] = (float)acc[k];
+    }
+"""
+
+
+def _dw_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int],
+             flip: bool = False, in_bias: Optional[jt.Var] = None, gelu: bool = False) -> jt.Var:
+    """Stride-1 depthwise conv (or, with flip, its input gradient) with the C++ loop kernel;
+    `in_bias` is added to the input before the conv, `gelu` applied to the output (inference)."""
+    n, c, h, w = x.shape
+    kh, kw = weight.shape[2], weight.shape[3]
+    ph, pw = padding
+    inputs = [x, weight] + [v for v in (bias, in_bias) if v is not None]
+    header = ("#include <cmath>\n#include <cstring>\n#include <vector>\n#define BLOCK 16\n"
+              "typedef float vblock __attribute__((vector_size(4 * BLOCK)));\n"
+              f"#define MAX_KH {_DW_MAX_KERNEL}\n#define SQRT1_2 0.70710678118654752440f\n"
+              f"#define GELU {int(gelu)}\n#define HAS_BIAS {int(bias is not None)}\n"
+              f"#define BIAS_AT(c) {'in2_p[c]' if bias is not None else '0.0f'}\n"
+              f"#define HAS_IN_BIAS {int(in_bias is not None)}\n"
+              f"#define IN_BIAS_AT(c) {f'in{len(inputs) - 1}_p[c]' if in_bias is not None else '0.0f'}\n")
+    return jt.code([n, c, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1], x.dtype, inputs,
+                   cpu_header=header, cpu_src=_DW_FORWARD_SRC,
+                   data={"ph": ph, "pw": pw, "flip": int(flip)})
+
+
+class _DepthwiseConv2d(jt.Function):
+    """Depthwise conv (stride 1) with the loop kernels above for the forward and both gradients."""
+
+    def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int]):
+        self.saved = (x, weight, bias is not None, padding)
+        return _dw_conv(x, weight, bias, padding)
+
+    def grad(self, grad_y: jt.Var):
+        x, weight, has_bias, (ph, pw) = self.saved
+        kh, kw = weight.shape[2], weight.shape[3]
+        # Jittor is lazy: a gradient nobody asks for (e.g. of a stop_grad input) is never computed.
+        grad_x = _dw_conv(grad_y, weight, None, (kh - 1 - ph, kw - 1 - pw), flip=True)
+        grad_w = jt.code([x.shape[1], 1, kh, kw], x.dtype, [x, grad_y], cpu_src=_DW_GRAD_WEIGHT_SRC,
+                         data={"ph": ph, "pw": pw})
+        grad_b = grad_y.sum([0, 2, 3]) if has_bias else None
+        return grad_x, grad_w, grad_b, None
+
+
+def depthwise_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
+                   padding: tuple[int, int]) -> Optional[jt.Var]:
+    """Stride-1 depthwise conv with the loop kernels, or None where they do not apply."""
+    kh, kw = weight.shape[2], weight.shape[3]
+    if not (_use_native(x, weight) and 0 <= padding[0] < kh <= _DW_MAX_KERNEL and 0 <= padding[1] < kw):
+        return None
+    return _DepthwiseConv2d.apply(x, weight, bias, padding)
+
+
+def depthwise_conv_gelu(x: jt.Var, in_bias: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
+                        padding: tuple[int, int]) -> Optional[jt.Var]:
+    """GELU(depthwise_conv(x + in_bias)) in one pass (the Mlp's fc1 bias, dwconv, GELU) under
+    jt.no_grad() only (the fused kernel has no gradient); None where it does not apply."""
+    kh, kw = weight.shape[2], weight.shape[3]
+    if not (jt.flags.no_grad and _use_native(x, weight, in_bias)
+            and 0 <= padding[0] < kh <= _DW_MAX_KERNEL and 0 <= padding[1] < kw):
+        return None
+    return _dw_conv(x, weight, bias, padding, in_bias=in_bias, gelu=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Bilinear resize, align_corners=False (torch's F.interpolate arithmetic)
+# --------------------------------------------------------------------------------------------
+def linear_source_index(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """torch's align_corners=False source indices and weights: src = (dst + 0.5) * in/out - 0.5,
+    clamped at 0; returns (i0, i1, lambda1) in float32 arithmetic like torch's CPU kernel."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    src = np.maximum(src, np.float32(0.0))
+    i0 = np.floor(src).astype(np.int32)
+    i0 = np.minimum(i0, in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    lam = (src - i0.astype(np.float32)).astype(np.float32)
+    return i0, i1, lam
+
+
+# Rows first, then columns, as two weighted sums (the separable form `layers.resize_bilinear`
+# computes with Jittor ops): out = r0 * (1 - lw) + r1 * lw with r = x[i0h] * (1 - lh) + x[i1h] * lh.
+# One output row per iteration: the row interpolation of the two source rows goes to a scratch row
+# (ROWS=0 when the height is unchanged: the row is copied, as the separable form skips the step),
+# then every output column reads two scratch entries.
+_RESIZE_FORWARD_SRC = """
+    // in0 x (N,C,H,W), in1 i0h, in2 i1h, in3 lh (OH), in4 i0w, in5 i1w, in6 lw (OW) -> out0 (N,C,OH,OW)
+    const int NC = in0_shape0 * in0_shape1, H = in0_shape2, W = in0_shape3;
+    const int OH = out0_shape2, OW = out0_shape3;
+    const int ROWS = (int)data["rows"], COLS = (int)data["cols"];
+    #pragma omp parallel
+    {
+        std::vector<float> tmp(W);
+        #pragma omp for schedule(static)
+        for (long r = 0; r < (long)NC * OH; r++) {
+            const long plane = r / OH; const int oh = (int)(r % OH);
+            const float* __restrict__ x0 = in0_p + (plane * H + in1_p[oh]) * W;
+            const float* __restrict__ x1 = in0_p + (plane * H + in2_p[oh]) * W;
+            float* __restrict__ t = tmp.data();
+            if (ROWS) {
+                const float l1 = in3_p[oh], l0 = 1.0f - l1;
+                for (int w = 0; w < W; w++) t[w] = x0[w] * l0 + x1[w] * l1;
+            } else {
+                for (int w = 0; w < W; w++) t[w] = x0[w];
+            }
+            float* __restrict__ y = out0_p + r * OW;
+            if (COLS) {
+                for (int ow = 0; ow < OW; ow++) {
+                    const float l1 = in6_p[ow];
+                    y[ow] = t[in4_p[ow]] * (1.0f - l1) + t[in5_p[ow]] * l1;
+                }
+            } else {
+                for (int ow = 0; ow < OW; ow++) y[ow] = t[ow];
+            }
+        }
+    }
+"""
+
+# The adjoint, one (n, c) plane per iteration: every output row scatters into a scratch row through
+# the column weights, which then adds to its two source rows. Sequential within a plane, so the sums
+# are deterministic and need no atomics.
+_RESIZE_BACKWARD_SRC = """
+    // in0 dy (N,C,OH,OW), in1..in6 as forward -> out0 dx (N,C,H,W)
+    const int NC = in0_shape0 * in0_shape1, OH = in0_shape2, OW = in0_shape3;
+    const int H = out0_shape2, W = out0_shape3;
+    const int ROWS = (int)data["rows"], COLS = (int)data["cols"];
+    #pragma omp parallel
+    {
+        std::vector<float> tmp(W);
+        #pragma omp for schedule(static)
+        for (long plane = 0; plane < NC; plane++) {
+            float* __restrict__ gx = out0_p + plane * H * W;
+            for (long k = 0; k < (long)H * W; k++) gx[k] = 0.0f;
+            float* __restrict__ t = tmp.data();
+            for (int oh = 0; oh < OH; oh++) {
+                const float* __restrict__ gy = in0_p + (plane * OH + oh) * OW;
+                if (COLS) {
+                    for (int w = 0; w < W; w++) t[w] = 0.0f;
+                    for (int ow = 0; ow < OW; ow++) {
+                        const float l1 = in6_p[ow];
+                        t[in4_p[ow]] += gy[ow] * (1.0f - l1);
+                        t[in5_p[ow]] += gy[ow] * l1;
+                    }
+                } else {
+                    for (int w = 0; w < W; w++) t[w] = gy[w];
+                }
+                float* __restrict__ g0 = gx + (long)in1_p[oh] * W;
+                float* __restrict__ g1 = gx + (long)in2_p[oh] * W;
+                if (ROWS) {
+                    const float l1 = in3_p[oh], l0 = 1.0f - l1;
+                    for (int w = 0; w < W; w++) g0[w] += t[w] * l0;
+                    for (int w = 0; w < W; w++) g1[w] += t[w] * l1;
+                } else {
+                    for (int w = 0; w < W; w++) g0[w] += t[w];
+                }
+            }
+        }
+    }
+"""
+
+
+def _resize_tables(in_h: int, in_w: int, out_h: int, out_w: int) -> list[jt.Var]:
+    def axis(n_in, n_out):
+        if n_in == n_out:  # identity: i0 = dst, weight 0 (the kernels copy instead of interpolating)
+            idx = np.arange(n_out, dtype=np.int32)
+            return idx, idx, np.zeros(n_out, np.float32)
+        return linear_source_index(n_in, n_out)
+    return [jt.array(a) for a in (*axis(in_h, out_h), *axis(in_w, out_w))]
+
+
+class _ResizeBilinear(jt.Function):
+    def execute(self, x: jt.Var, out_h: int, out_w: int) -> jt.Var:
+        n, c, h, w = x.shape
+        self.tables = _resize_tables(h, w, out_h, out_w)
+        self.in_shape = (n, c, h, w)
+        self.data = {"rows": int(h != out_h), "cols": int(w != out_w)}
+        return jt.code([n, c, out_h, out_w], x.dtype, [x] + self.tables, cpu_header="#include <vector>",
+                       cpu_src=_RESIZE_FORWARD_SRC, data=self.data)
+
+    def grad(self, g: jt.Var):
+        gx = jt.code(list(self.in_shape), g.dtype, [g] + self.tables, cpu_header="#include <vector>",
+                     cpu_src=_RESIZE_BACKWARD_SRC, data=self.data)
+        return gx, None, None
+
+
+def resize_bilinear(x: jt.Var, out_h: int, out_w: int) -> Optional[jt.Var]:
+    """NCHW bilinear resize with the loop kernels, or None where they do not apply."""
+    if not _use_native(x):
+        return None
+    return _ResizeBilinear.apply(x, int(out_h), int(out_w))
