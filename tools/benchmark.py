@@ -12,10 +12,13 @@ Without a dataset (or with --synthetic) it uses random 512x683 images (the commo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,6 +26,36 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def peak_host_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class DeviceMemoryPeak:
+    """Peak GPU memory in use while the block runs, polled from nvidia-smi every 50 ms (it counts
+    Jittor's cached allocator blocks too, so it is an upper bound of torch's max_memory_allocated)."""
+
+    def __init__(self):
+        self.peak_mb = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                                      "-i", os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]],
+                                     capture_output=True, text=True, timeout=5).stdout
+                used = float(out.strip().splitlines()[0])
+                self.peak_mb = used if self.peak_mb is None else max(self.peak_mb, used)
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return  # no nvidia-smi: no device number
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def main(argv=None) -> int:
@@ -62,14 +95,16 @@ def main(argv=None) -> int:
         img = jt.array(rng.normal(size=(b, 3, h, w)).astype(np.float32))
         label = jt.array(rng.integers(0, cfg.model.decode_head.num_classes, size=(b, h, w)).astype(np.int32))
         times = []
-        for step in range(args.steps + 2):
-            jt.sync_all(True)
-            t0 = time.perf_counter()
-            opt.step(model.loss(img, label)["loss"])
-            jt.sync_all(True)
-            times.append(time.perf_counter() - t0)
+        with DeviceMemoryPeak() if runtime.DEVICE == "cuda" else contextlib.nullcontext() as device_mem:
+            for step in range(args.steps + 2):
+                jt.sync_all(True)
+                t0 = time.perf_counter()
+                opt.step(model.loss(img, label)["loss"])
+                jt.sync_all(True)
+                times.append(time.perf_counter() - t0)
         result.update({"mode": "train_step", "batch_size": b, "crop": [h, w], "first_step_s": times[0],
-                       "median_step_s": float(np.median(times[2:])), "peak_host_mb": peak_host_mb()})
+                       "median_step_s": float(np.median(times[2:])), "peak_host_mb": peak_host_mb(),
+                       "peak_device_mb": getattr(device_mem, "peak_mb", None)})
         print(f"train step, batch {b}, {h}x{w}: median {result['median_step_s']:.3f} s/step "
               f"(first step incl. compile {times[0]:.1f} s), peak host memory {result['peak_host_mb']:.0f} MB")
     else:

@@ -186,10 +186,11 @@ _DW_FORWARD_SRC = """
                             acc += wrow[kj] * xv;
                         }
                     }
-                    if (GELU) for (int t = 0; t < BLOCK; t++) acc[t] *= 0.5f * (1.0f + std::erf(acc[t] * SQRT1_2));
                     if (OW - ow0 >= BLOCK) std::memcpy(yrow + ow0, &acc, sizeof(vblock));
                     else for (int t = 0; t < OW - ow0; t++) yrow[ow0 + t] = acc[t];
                 }
+                // exact GELU over the finished row: a plain loop the compiler vectorises (erff)
+                if (GELU) for (int ow = 0; ow < OW; ow++) yrow[ow] *= 0.5f * (1.0f + erff(yrow[ow] * SQRT1_2));
             }
         }
     }
