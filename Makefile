@@ -6,7 +6,7 @@ DEMO_DATA := demo_data
 DEMO_DIR := work_dirs/demo
 SWEEP_DIR := work_dirs/demo_sweep
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench gpu-check clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: venv
 
 bench: venv
 	$(PY) bench/bench_model.py
+
+# On a CUDA machine: import, parity, T training step at batch 16, T/L fps, ms+flip CPU vs CUDA.
+gpu-check: venv
+	$(PY) tools/gpu_check.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) work_dirs

@@ -192,10 +192,12 @@ def main(argv=None) -> int:
         parser.error("--repeats must be >= 1, --warmup >= 0 and batches >= 1")
 
     env = environment()
-    env["cpu_depthwise_conv"] = os.environ.get("SEGNEXT_CPU_DWCONV", "native")
+    env["cpu_kernels"] = os.environ.get("SEGNEXT_CPU_KERNELS", "native")
+    env["eval_folding"] = os.environ.get("SEGNEXT_EVAL_FOLDING", "1")
+    env["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
     print(f"# device: {env['device']} (jittor {env['jittor']}, {env['cpu_count']} CPUs"
           f"{', ' + env['cpu_model'] if 'cpu_model' in env else ''}"
-          f"{'' if env['device'] == 'cuda' else ', CPU depthwise conv: ' + env['cpu_depthwise_conv']})", flush=True)
+          f"{'' if env['device'] == 'cuda' else ', CPU kernels: ' + env['cpu_kernels']}, eval folding {env['eval_folding']})", flush=True)
     rows = []
     for size in sizes:
         cfg = load_config(Path(args.config_dir) / f"segnext_{size}.yaml")

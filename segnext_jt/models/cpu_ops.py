@@ -135,7 +135,11 @@ def conv1x1(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> Optional[jt.Va
 #     (the gradient of a stride-1 conv with padding p is a conv of dy with padding k - 1 - p);
 #   * _DW_GRAD_WEIGHT_SRC: gw[c,i,j] = sum_{n,h,w} dy[n,c,h,w] * x[n,c,h+i-ph,w+j-pw].
 # Shapes, paddings and the flip are run-time values, so Jittor compiles three kernels in all.
-_DW_MAX_KERNEL = 64  # kernel rows the forward kernel keeps pointers for
+_DW_MAX_KERNEL = 64  # kernel rows the kernels keep row pointers for
+_DW_MAX_TAPS = 64  # KH * KW: the weight gradient keeps one vector accumulator per tap
+_DW_HEADER = ("#include <cmath>\n#include <cstring>\n#include <vector>\n#define BLOCK 16\n"
+              "typedef float vblock __attribute__((vector_size(4 * BLOCK)));\n"
+              f"#define MAX_KH {_DW_MAX_KERNEL}\n#define MAX_TAPS {_DW_MAX_TAPS}\n")
 _DW_FORWARD_SRC = """
     // in0 x (N,C,H,W), in1 w (C,1,KH,KW)[, in2 bias (C)] -> out0 y (N,C,OH,OW)
     const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
@@ -201,31 +205,55 @@ _DW_GRAD_WEIGHT_SRC = """
     const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
     const int OH = in1_shape2, OW = in1_shape3, KH = out0_shape2, KW = out0_shape3;
     const int PH = (int)data["ph"], PW = (int)data["pw"];
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double acc[KH * KW];  // per-row float dot products, summed over rows and images in double
-        for (int k = 0; k < KH * KW; k++) acc[k] = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
-            const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
-            for (int oh = 0; oh < OH; oh++) {
-                const float* __restrict__ grow = gp + (size_t)oh * OW;
-                for (int ki = 0; ki < KH; ki++) {
-                    const int ih = oh + ki - PH;
-                    if (ih < 0 || ih >= H) continue;
-                    const float* __restrict__ xrow = xp + (size_t)ih * W;
-                    for (int kj = 0; kj < KW; kj++) {
-                        const int off = kj - PW;
-                        const int ow0 = off < 0 ? -off : 0;
-                        const int ow1 = W - off < OW ? W - off : OW;
-                        float s = 0.0f;
-                        for (int ow = ow0; ow < ow1; ow++) s += grow[ow] * xrow[ow + off];
-                        acc[ki * KW + kj] += s;
+    const int WP = OW + KW - 1;
+    #pragma omp parallel
+    {
+        std::vector<float> ring((size_t)KH * WP + BLOCK);
+        #pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            // one vector accumulator per tap, summed across lanes once per channel at the end
+            vblock acc[MAX_TAPS];
+            for (int k = 0; k < KH * KW; k++) acc[k] = (vblock){};
+            for (int n = 0; n < N; n++) {
+                const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
+                const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
+                float* rows[MAX_KH];
+                for (int ki = 0; ki < KH; ki++) rows[ki] = ring.data() + (size_t)ki * WP;
+                auto fill = [&](float* __restrict__ prow, int r) {  // padded row r = input row r - PH
+                    const int ih = r - PH;
+                    if (ih < 0 || ih >= H) { std::memset(prow, 0, sizeof(float) * WP); return; }
+                    const int right = WP - PW - W;
+                    std::memset(prow, 0, sizeof(float) * PW);
+                    std::memcpy(prow + PW, xp + (size_t)ih * W, sizeof(float) * (right >= 0 ? W : W + right));
+                    if (right > 0) std::memset(prow + PW + W, 0, sizeof(float) * right);
+                };
+                for (int ki = 0; ki < KH - 1; ki++) fill(rows[ki + 1], ki);
+                for (int oh = 0; oh < OH; oh++) {
+                    float* recycled = rows[0];
+                    for (int ki = 0; ki < KH - 1; ki++) rows[ki] = rows[ki + 1];
+                    rows[KH - 1] = recycled;
+                    fill(recycled, oh + KH - 1);
+                    const float* __restrict__ grow = gp + (size_t)oh * OW;
+                    for (int ow0 = 0; ow0 < OW; ow0 += BLOCK) {
+                        vblock g = (vblock){};  // lanes past the row end stay 0
+                        std::memcpy(&g, grow + ow0, sizeof(float) * (OW - ow0 < BLOCK ? OW - ow0 : BLOCK));
+                        for (int ki = 0; ki < KH; ki++) {
+                            const float* __restrict__ prow = rows[ki] + ow0;
+                            for (int kj = 0; kj < KW; kj++) {
+                                vblock xv;
+                                std::memcpy(&xv, prow + kj, sizeof(vblock));
+                                acc[ki * KW + kj] += g * xv;
+                            }
+                        }
                     }
                 }
             }
+            for (int k = 0; k < KH * KW; k++) {
+                double total = 0.0;
+                for (int t = 0; t < BLOCK; t++) total += acc[k][t];
+                out0_p[(size_t)c * KH * KW + k] = (float)total;
+            }
         }
-        for (int k = 0; k < KH * KW; k++) out0_p[(size_t)c * KH * KW + k] = (float)acc[k];
     }
 """
 
@@ -238,9 +266,7 @@ def _dw_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[i
     kh, kw = weight.shape[2], weight.shape[3]
     ph, pw = padding
     inputs = [x, weight] + [v for v in (bias, in_bias) if v is not None]
-    header = ("#include <cmath>\n#include <cstring>\n#include <vector>\n#define BLOCK 16\n"
-              "typedef float vblock __attribute__((vector_size(4 * BLOCK)));\n"
-              f"#define MAX_KH {_DW_MAX_KERNEL}\n#define SQRT1_2 0.70710678118654752440f\n"
+    header = (_DW_HEADER + "#define SQRT1_2 0.70710678118654752440f\n"
               f"#define GELU {int(gelu)}\n#define HAS_BIAS {int(bias is not None)}\n"
               f"#define BIAS_AT(c) {'in2_p[c]' if bias is not None else '0.0f'}\n"
               f"#define HAS_IN_BIAS {int(in_bias is not None)}\n"
@@ -262,8 +288,8 @@ class _DepthwiseConv2d(jt.Function):
         kh, kw = weight.shape[2], weight.shape[3]
         # Jittor is lazy: a gradient nobody asks for (e.g. of a stop_grad input) is never computed.
         grad_x = _dw_conv(grad_y, weight, None, (kh - 1 - ph, kw - 1 - pw), flip=True)
-        grad_w = jt.code([x.shape[1], 1, kh, kw], x.dtype, [x, grad_y], cpu_src=_DW_GRAD_WEIGHT_SRC,
-                         data={"ph": ph, "pw": pw})
+        grad_w = jt.code([x.shape[1], 1, kh, kw], x.dtype, [x, grad_y], cpu_header=_DW_HEADER,
+                         cpu_src=_DW_GRAD_WEIGHT_SRC, data={"ph": ph, "pw": pw})
         grad_b = grad_y.sum([0, 2, 3]) if has_bias else None
         return grad_x, grad_w, grad_b, None
 
@@ -272,7 +298,8 @@ def depthwise_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
                    padding: tuple[int, int]) -> Optional[jt.Var]:
     """Stride-1 depthwise conv with the loop kernels, or None where they do not apply."""
     kh, kw = weight.shape[2], weight.shape[3]
-    if not (_use_native(x, weight) and 0 <= padding[0] < kh <= _DW_MAX_KERNEL and 0 <= padding[1] < kw):
+    if not (_use_native(x, weight) and 0 <= padding[0] < kh <= _DW_MAX_KERNEL and 0 <= padding[1] < kw
+            and kh * kw <= _DW_MAX_TAPS):
         return None
     return _DepthwiseConv2d.apply(x, weight, bias, padding)
 
@@ -414,3 +441,94 @@ def resize_bilinear(x: jt.Var, out_h: int, out_w: int) -> Optional[jt.Var]:
     if not _use_native(x):
         return None
     return _ResizeBilinear.apply(x, int(out_h), int(out_w))
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-entropy over NCHW logits (mmseg's CE at label resolution, plus top-1 hits for acc_seg)
+# --------------------------------------------------------------------------------------------
+# At 512x512 with 150 classes the logits hold 39M values; Jittor's path (max, shift, exp, sum, log,
+# gather, argmax, then the same again for the gradient) is ~8 single-threaded passes over them.
+# Here: one OpenMP pass forward (per pixel: max, log-sum-exp, loss, argmax == label) and one for
+# the gradient (softmax - one-hot), over chunks of pixels with the classes as the outer loop so the
+# inner loops are contiguous. Per-pixel values are the same formulas; Jittor still sums them.
+_CE_FORWARD_SRC = """
+    // in0 logits (N,C,H,W), in1 label (N,H,W) int32 -> out0 loss (N,H,W), out1 lse (N,H,W), out2 hit (N,H,W)
+    const int N = in0_shape0, C = in0_shape1;
+    const long P = (long)in0_shape2 * in0_shape3;
+    const int IGNORE = (int)data["ignore"];
+    const long chunks = (P + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static)
+    for (long job = 0; job < N * chunks; job++) {
+        const long n = job / chunks, p0 = (job % chunks) * CHUNK, len = P - p0 < CHUNK ? P - p0 : CHUNK;
+        const float* __restrict__ x = in0_p + n * C * P + p0;
+        const int* __restrict__ lab = in1_p + n * P + p0;
+        float m[CHUNK], s[CHUNK]; int arg[CHUNK];
+        for (long p = 0; p < len; p++) { m[p] = x[p]; arg[p] = 0; s[p] = 0.0f; }
+        for (int c = 1; c < C; c++) {
+            const float* __restrict__ xc = x + (long)c * P;
+            for (long p = 0; p < len; p++) if (xc[p] > m[p]) { m[p] = xc[p]; arg[p] = c; }
+        }
+        for (int c = 0; c < C; c++) {
+            const float* __restrict__ xc = x + (long)c * P;
+            for (long p = 0; p < len; p++) s[p] += std::exp(xc[p] - m[p]);
+        }
+        for (long p = 0; p < len; p++) {
+            const int l = lab[p];
+            const bool valid = l != IGNORE && l >= 0 && l < C;  // the data checks labels; never read out of range
+            const float lse = m[p] + std::log(s[p]);
+            out0_p[n * P + p0 + p] = valid ? lse - x[(long)(valid ? l : 0) * P + p] : 0.0f;
+            out1_p[n * P + p0 + p] = lse;
+            out2_p[n * P + p0 + p] = (valid && arg[p] == l) ? 1.0f : 0.0f;
+        }
+    }
+"""
+
+_CE_BACKWARD_SRC = """
+    // in0 logits, in1 label, in2 lse, in3 dloss (N,H,W) -> out0 dlogits (N,C,H,W)
+    const int N = in0_shape0, C = in0_shape1;
+    const long P = (long)in0_shape2 * in0_shape3;
+    const int IGNORE = (int)data["ignore"];
+    const long chunks = (P + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static)
+    for (long job = 0; job < N * C * chunks; job++) {
+        const long nc = job / chunks, n = nc / C, c = nc % C;
+        const long p0 = (job % chunks) * CHUNK, len = P - p0 < CHUNK ? P - p0 : CHUNK;
+        const float* __restrict__ xc = in0_p + nc * P + p0;
+        const int* __restrict__ lab = in1_p + n * P + p0;
+        const float* __restrict__ lse = in2_p + n * P + p0;
+        const float* __restrict__ g = in3_p + n * P + p0;
+        float* __restrict__ out = out0_p + nc * P + p0;
+        for (long p = 0; p < len; p++) {
+            const float gp = (lab[p] == IGNORE || lab[p] < 0 || lab[p] >= C) ? 0.0f : g[p];
+            out[p] = gp * (std::exp(xc[p] - lse[p]) - (lab[p] == c ? 1.0f : 0.0f));
+        }
+    }
+"""
+
+
+class _CrossEntropy(jt.Function):
+    def execute(self, logits: jt.Var, label: jt.Var, ignore_index: int):
+        n, _, h, w = logits.shape
+        self.data = {"ignore": int(ignore_index)}
+        loss, lse, hit = jt.code([[n, h, w]] * 3, ["float32"] * 3, [logits, label],
+                                 cpu_header="#include <cmath>\n#define CHUNK 256\n", cpu_src=_CE_FORWARD_SRC,
+                                 data=self.data)
+        self.saved = (logits, label, lse)
+        return loss, hit
+
+    def grad(self, grad_loss: jt.Var, grad_hit=None):
+        logits, label, lse = self.saved
+        if grad_loss is None:
+            return None, None, None
+        grad = jt.code(logits.shape, logits.dtype, [logits, label, lse, grad_loss],
+                       cpu_header="#include <cmath>\n#define CHUNK 256\n", cpu_src=_CE_BACKWARD_SRC,
+                       data=self.data)
+        return grad, None, None
+
+
+def cross_entropy_pixels(logits: jt.Var, label: jt.Var, ignore_index: int):
+    """(per-pixel CE, 0 where ignored; per-pixel top-1 hit as 0/1) for NCHW logits and int32 NHW
+    labels, or None where the native path does not apply."""
+    if not (_use_native(logits) and label.dtype == "int32"):
+        return None
+    return _CrossEntropy.apply(logits, label, ignore_index)
