@@ -139,7 +139,40 @@ _DW_MAX_KERNEL = 64  # kernel rows the kernels keep row pointers for
 _DW_MAX_TAPS = 64  # KH * KW: the weight gradient keeps one vector accumulator per tap
 _DW_HEADER = ("#include <cmath>\n#include <cstring>\n#include <vector>\n#define BLOCK 16\n"
               "typedef float vblock __attribute__((vector_size(4 * BLOCK)));\n"
-              f"#define MAX_KH {_DW_MAX_KERNEL}\n#define MAX_TAPS {_DW_MAX_TAPS}\n")
+              f"#define MAX_KH {_DW_MAX_KERNEL}\n#define MAX_TAPS {_DW_MAX_TAPS}\n" + """
+// The KH zero-padded input rows under the kernel, for one (n, c) plane, slid down one output row
+// at a time; padded row r is input row r - PH, padded column q input column q - PW (in L1).
+struct RowWindow {
+    float* rows[MAX_KH];
+    const float* plane; float in_bias;
+    int KH, H, W, PH, PW, WP;
+    RowWindow(float* buf, int KH, int H, int W, int PH, int PW, int WP)
+        : KH(KH), H(H), W(W), PH(PH), PW(PW), WP(WP) {
+        for (int ki = 0; ki < KH; ki++) rows[ki] = buf + (size_t)ki * WP;
+    }
+    void fill(float* __restrict__ prow, int r) {
+        const int ih = r - PH;
+        if (ih < 0 || ih >= H) { std::memset(prow, 0, sizeof(float) * WP); return; }
+        const int right = WP - PW - W;  // zero columns after the row (< 0: the row is cropped)
+        const int n_in = right >= 0 ? W : W + right;
+        const float* __restrict__ xrow = plane + (size_t)ih * W;
+        std::memset(prow, 0, sizeof(float) * PW);
+        if (in_bias != 0.0f) for (int q = 0; q < n_in; q++) prow[PW + q] = xrow[q] + in_bias;
+        else std::memcpy(prow + PW, xrow, sizeof(float) * n_in);
+        if (right > 0) std::memset(prow + PW + W, 0, sizeof(float) * right);
+    }
+    void start(const float* x, float bias) {  // rows for output row -1; advance() before each row
+        plane = x; in_bias = bias;
+        for (int ki = 0; ki < KH - 1; ki++) fill(rows[ki + 1], ki);
+    }
+    void advance(int oh) {  // now under output row oh
+        float* recycled = rows[0];
+        for (int ki = 0; ki < KH - 1; ki++) rows[ki] = rows[ki + 1];
+        rows[KH - 1] = recycled;
+        fill(recycled, oh + KH - 1);
+    }
+};
+""")
 _DW_FORWARD_SRC = """
     // in0 x (N,C,H,W), in1 w (C,1,KH,KW)[, in2 bias (C)] -> out0 y (N,C,OH,OW)
     const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
@@ -148,41 +181,24 @@ _DW_FORWARD_SRC = """
     const int WP = OW + KW - 1;  // a padded row: input columns -PW .. OW + KW - 2 - PW
     #pragma omp parallel
     {
-        // KH zero-padded input rows, reused as the window slides down (they stay in L1)
         std::vector<float> ring((size_t)KH * WP + BLOCK), wk(KH * KW);
+        RowWindow window(ring.data(), KH, H, W, PH, PW, WP);
         #pragma omp for schedule(static)
         for (int nc = 0; nc < N * C; nc++) {
             const int c = nc % C;
             const float* __restrict__ xp = in0_p + (size_t)nc * H * W;
             const float* __restrict__ wp = in1_p + (size_t)c * KH * KW;
             for (int k = 0; k < KH * KW; k++) wk[k] = FLIP ? wp[KH * KW - 1 - k] : wp[k];
-            const float in_bias = HAS_IN_BIAS ? IN_BIAS_AT(c) : 0.0f;
-            float* rows[MAX_KH];  // rows[ki]: the padded input row under kernel row ki
-            for (int ki = 0; ki < KH; ki++) rows[ki] = ring.data() + (size_t)ki * WP;
-            auto fill = [&](float* __restrict__ prow, int r) {  // padded row r = input row r - PH
-                const int ih = r - PH;
-                if (ih < 0 || ih >= H) { std::memset(prow, 0, sizeof(float) * WP); return; }
-                const int right = WP - PW - W;  // zero columns after the row (< 0: the row is cropped)
-                std::memset(prow, 0, sizeof(float) * PW);
-                const float* __restrict__ xrow = xp + (size_t)ih * W;
-                const int n_in = right >= 0 ? W : W + right;
-                if (HAS_IN_BIAS) for (int q = 0; q < n_in; q++) prow[PW + q] = xrow[q] + in_bias;
-                else std::memcpy(prow + PW, xrow, sizeof(float) * n_in);
-                if (right > 0) std::memset(prow + PW + W, 0, sizeof(float) * right);
-            };
-            for (int ki = 0; ki < KH - 1; ki++) fill(rows[ki + 1], ki);  // rotated in below
+            window.start(xp, HAS_IN_BIAS ? IN_BIAS_AT(c) : 0.0f);
             const float b = HAS_BIAS ? BIAS_AT(c) : 0.0f;
             float* __restrict__ yp = out0_p + (size_t)nc * OH * OW;
             for (int oh = 0; oh < OH; oh++) {
-                float* recycled = rows[0];  // slide the window down one row
-                for (int ki = 0; ki < KH - 1; ki++) rows[ki] = rows[ki + 1];
-                rows[KH - 1] = recycled;
-                fill(recycled, oh + KH - 1);
+                window.advance(oh);
                 float* __restrict__ yrow = yp + (size_t)oh * OW;
                 for (int ow0 = 0; ow0 < OW; ow0 += BLOCK) {
                     vblock acc = (vblock){} + b;  // BLOCK outputs in one vector register
                     for (int ki = 0; ki < KH; ki++) {
-                        const float* __restrict__ prow = rows[ki] + ow0;
+                        const float* __restrict__ prow = window.rows[ki] + ow0;
                         const float* __restrict__ wrow = wk.data() + ki * KW;
                         for (int kj = 0; kj < KW; kj++) {
                             vblock xv;
@@ -209,6 +225,7 @@ _DW_GRAD_WEIGHT_SRC = """
     #pragma omp parallel
     {
         std::vector<float> ring((size_t)KH * WP + BLOCK);
+        RowWindow window(ring.data(), KH, H, W, PH, PW, WP);
         #pragma omp for schedule(static)
         for (int c = 0; c < C; c++) {
             // one vector accumulator per tap, summed across lanes once per channel at the end
@@ -217,28 +234,15 @@ _DW_GRAD_WEIGHT_SRC = """
             for (int n = 0; n < N; n++) {
                 const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
                 const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
-                float* rows[MAX_KH];
-                for (int ki = 0; ki < KH; ki++) rows[ki] = ring.data() + (size_t)ki * WP;
-                auto fill = [&](float* __restrict__ prow, int r) {  // padded row r = input row r - PH
-                    const int ih = r - PH;
-                    if (ih < 0 || ih >= H) { std::memset(prow, 0, sizeof(float) * WP); return; }
-                    const int right = WP - PW - W;
-                    std::memset(prow, 0, sizeof(float) * PW);
-                    std::memcpy(prow + PW, xp + (size_t)ih * W, sizeof(float) * (right >= 0 ? W : W + right));
-                    if (right > 0) std::memset(prow + PW + W, 0, sizeof(float) * right);
-                };
-                for (int ki = 0; ki < KH - 1; ki++) fill(rows[ki + 1], ki);
+                window.start(xp, 0.0f);
                 for (int oh = 0; oh < OH; oh++) {
-                    float* recycled = rows[0];
-                    for (int ki = 0; ki < KH - 1; ki++) rows[ki] = rows[ki + 1];
-                    rows[KH - 1] = recycled;
-                    fill(recycled, oh + KH - 1);
+                    window.advance(oh);
                     const float* __restrict__ grow = gp + (size_t)oh * OW;
                     for (int ow0 = 0; ow0 < OW; ow0 += BLOCK) {
                         vblock g = (vblock){};  // lanes past the row end stay 0
                         std::memcpy(&g, grow + ow0, sizeof(float) * (OW - ow0 < BLOCK ? OW - ow0 : BLOCK));
                         for (int ki = 0; ki < KH; ki++) {
-                            const float* __restrict__ prow = rows[ki] + ow0;
+                            const float* __restrict__ prow = window.rows[ki] + ow0;
                             for (int kj = 0; kj < KW; kj++) {
                                 vblock xv;
                                 std::memcpy(&xv, prow + kj, sizeof(vblock));
@@ -532,3 +536,105 @@ def cross_entropy_pixels(logits: jt.Var, label: jt.Var, ignore_index: int):
     if not (_use_native(logits) and label.dtype == "int32"):
         return None
     return _CrossEntropy.apply(logits, label, ignore_index)
+
+
+# --------------------------------------------------------------------------------------------
+# Training-mode BatchNorm over NCHW (batch statistics), forward and backward
+# --------------------------------------------------------------------------------------------
+# Jittor runs BN's reductions (mean, variance, and the two gradient sums) as single-threaded
+# reduce kernels plus separate elementwise passes. Here one OpenMP loop over channels: two-pass
+# mean/variance in double, then the normalised output; the backward sums dy and dy * xhat per
+# channel, then writes dx = w / std * (dy - mean(dy) - xhat * mean(dy * xhat)).
+_BN_FORWARD_SRC = """
+    // in0 x (N,C,H,W), in1 weight (C), in2 bias (C) -> out0 y, out1 mean (C), out2 biased var (C)
+    const int N = in0_shape0, C = in0_shape1;
+    const long P = (long)in0_shape2 * in0_shape3;
+    const double count = (double)N * P;
+    const float eps = (float)data["eps"];
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
+            float s = 0.0f;  // per-plane float sum (vectorised), planes added in double
+            for (long p = 0; p < P; p++) s += x[p];
+            sum += s;
+        }
+        const float mean = (float)(sum / count);
+        double sq = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
+            float s = 0.0f;
+            for (long p = 0; p < P; p++) { const float d = x[p] - mean; s += d * d; }
+            sq += s;
+        }
+        const float var = (float)(sq / count);
+        const float scale = in1_p[c] / std::sqrt(var + eps), shift = in2_p[c] - mean * scale;
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
+            float* __restrict__ y = out0_p + ((long)n * C + c) * P;
+            for (long p = 0; p < P; p++) y[p] = x[p] * scale + shift;
+        }
+        out1_p[c] = mean;
+        out2_p[c] = var;
+    }
+"""
+
+_BN_BACKWARD_SRC = """
+    // in0 x, in1 dy (N,C,H,W), in2 mean, in3 var, in4 weight (C) -> out0 dx, out1 dweight, out2 dbias
+    const int N = in0_shape0, C = in0_shape1;
+    const long P = (long)in0_shape2 * in0_shape3;
+    const double count = (double)N * P;
+    const float eps = (float)data["eps"];
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float mean = in2_p[c], inv_std = 1.0f / std::sqrt(in3_p[c] + eps);
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
+            const float* __restrict__ dy = in1_p + ((long)n * C + c) * P;
+            float s = 0.0f, sx = 0.0f;
+            for (long p = 0; p < P; p++) { s += dy[p]; sx += dy[p] * (x[p] - mean); }
+            sum_dy += s;
+            sum_dy_xhat += (double)sx * inv_std;
+        }
+        const float a = in4_p[c] * inv_std;
+        const float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
+        for (int n = 0; n < N; n++) {
+            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
+            const float* __restrict__ dy = in1_p + ((long)n * C + c) * P;
+            float* __restrict__ dx = out0_p + ((long)n * C + c) * P;
+            for (long p = 0; p < P; p++)
+                dx[p] = a * (dy[p] - mean_dy - (x[p] - mean) * inv_std * mean_dy_xhat);
+        }
+        out1_p[c] = (float)sum_dy_xhat;
+        out2_p[c] = (float)sum_dy;
+    }
+"""
+
+
+class _BatchNormTrain(jt.Function):
+    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var, eps: float):
+        c = x.shape[1]
+        self.data = {"eps": float(eps)}
+        y, mean, var = jt.code([x.shape, [c], [c]], ["float32"] * 3, [x, weight, bias],
+                               cpu_header="#include <cmath>\n", cpu_src=_BN_FORWARD_SRC, data=self.data)
+        self.saved = (x, mean, var, weight)
+        return y, mean, var
+
+    def grad(self, grad_y: jt.Var, grad_mean=None, grad_var=None):
+        if grad_y is None:
+            return None, None, None, None
+        x, mean, var, weight = self.saved
+        c = x.shape[1]
+        dx, dw, db = jt.code([x.shape, [c], [c]], ["float32"] * 3, [x, grad_y, mean, var, weight],
+                             cpu_header="#include <cmath>\n", cpu_src=_BN_BACKWARD_SRC, data=self.data)
+        return dx, dw, db, None
+
+
+def batch_norm_train(x: jt.Var, weight: jt.Var, bias: jt.Var, eps: float):
+    """(y, batch mean, biased batch variance) of training-mode BatchNorm over NCHW, or None where the
+    native path does not apply. The caller updates the running statistics."""
+    if not (_use_native(x, weight, bias) and x.ndim == 4):
+        return None
+    return _BatchNormTrain.apply(x, weight, bias, eps)

@@ -114,9 +114,16 @@ class BatchNorm2d(nn.Module):
         self.sync = False  # SyncBN across MPI processes (trainer --sync-bn); equal per-process batches
 
     def execute(self, x: jt.Var) -> jt.Var:
-        dims = _channel_dims(x)
-        if self.training:
-            synced = self.sync and jt.in_mpi
+        shape = [1, self.num_features] + [1] * (x.ndim - 2)
+        if not self.training:
+            out = (x - self.running_mean.reshape(shape)) / jt.sqrt(self.running_var.reshape(shape) + self.eps)
+            return out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        synced = self.sync and jt.in_mpi
+        fused = None if synced else cpu_ops.batch_norm_train(x, self.weight, self.bias, self.eps)
+        if fused is not None:
+            out, mean, var = fused
+        else:
+            dims = _channel_dims(x)
             mean = x.mean(dims=dims, keepdims=True)
             if synced:
                 mean = mean.mpi_all_reduce("mean")
@@ -124,21 +131,19 @@ class BatchNorm2d(nn.Module):
             var = (centered * centered).mean(dims=dims, keepdims=True)
             if synced:
                 var = var.mpi_all_reduce("mean")
-            n = x.numel() // self.num_features * (jt.world_size if synced else 1)
-            with jt.no_grad():
-                m = self.momentum
-                batch_mean = mean.reshape([-1]).detach()
-                batch_var = var.reshape([-1]).detach() * (n / max(n - 1, 1))
-                self.running_mean.update(self.running_mean * (1 - m) + batch_mean * m)
-                self.running_var.update(self.running_var * (1 - m) + batch_var * m)
-                self.num_batches_tracked.update(self.num_batches_tracked + 1)
-            out = centered / jt.sqrt(var + self.eps)
-        else:
-            shape = [1, self.num_features] + [1] * (x.ndim - 2)
-            out = (x - self.running_mean.reshape(shape)) / jt.sqrt(self.running_var.reshape(shape) + self.eps)
-        shape = [1, self.num_features] + [1] * (x.ndim - 2)
-        return out * self.weight.reshape(shape) + self.bias.reshape(shape)
+            out = centered / jt.sqrt(var + self.eps) * self.weight.reshape(shape) + self.bias.reshape(shape)
+        self._update_running_stats(mean, var, x.numel() // self.num_features * (jt.world_size if synced else 1))
+        return out
 
+    def _update_running_stats(self, mean: jt.Var, var: jt.Var, n: int) -> None:
+        """torch's update: momentum 0.1, running_var from the unbiased batch variance."""
+        with jt.no_grad():
+            m = self.momentum
+            batch_mean = mean.reshape([-1]).detach()
+            batch_var = var.reshape([-1]).detach() * (n / max(n - 1, 1))
+            self.running_mean.update(self.running_mean * (1 - m) + batch_mean * m)
+            self.running_var.update(self.running_var * (1 - m) + batch_var * m)
+            self.num_batches_tracked.update(self.num_batches_tracked + 1)
 
     def eval_affine(self) -> tuple[jt.Var, jt.Var]:
         """(scale, shift) with BN_eval(x) = x * scale + shift per channel (for folding)."""
