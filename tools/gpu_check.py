@@ -133,7 +133,7 @@ def check_msflip_agreement(device: str, quick: bool, work: Path) -> dict:
     (a, ra), (b, rb) = results.items()
     keys = ("mIoU", "mAcc", "aAcc")
     same = all(ra[k] == rb[k] for k in keys)
-    value = f"{a}: " + " ".join(f"{k} {ra[k]}" for k in keys) + f" | {b}: " + " ".join(f"{k} {rb[k]}" for k in keys)
+    value = f"{a}: " + " ".join(f"{k} {ra[k]}" for k in keys) + f" vs {b}: " + " ".join(f"{k} {rb[k]}" for k in keys)
     return {"step": "ms+flip cpu vs device", "ok": same, "value": value, "seconds": total}
 
 
