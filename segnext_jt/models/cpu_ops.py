@@ -87,36 +87,30 @@ def bmm(a: jt.Var, b: jt.Var, trans_a: bool = False, trans_b: bool = False) -> j
 
 
 class _Conv1x1(jt.Function):
-    """1x1 convolution as per-image sgemms: y[n] = W @ x[n] + b with x[n] viewed as (Cin, H*W)."""
+    """1x1 convolution of one image as sgemms: y = W @ x + b with x viewed as (Cin, H*W)."""
 
     def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> jt.Var:
-        n, c, h, w = x.shape
-        w2 = weight.reshape([weight.shape[0], c])
-        self.saved = (x, w2, bias is not None)
-        outs = []
-        for i in range(n):
-            y = _sgemm(w2, x[i].reshape([c, h * w]), False, False)
-            outs.append(y if bias is None else y + bias.reshape([-1, 1]))
-        y = outs[0].unsqueeze(0) if n == 1 else jt.stack(outs, 0)
-        return y.reshape([n, w2.shape[0], h, w])
+        _, c, h, w = x.shape
+        w2, x2 = weight.reshape([weight.shape[0], c]), x.reshape([c, h * w])
+        self.saved = (x2, w2, x.shape, bias is not None)
+        y = _sgemm(w2, x2, False, False)
+        y = y if bias is None else y + bias.reshape([-1, 1])
+        return y.reshape([1, w2.shape[0], h, w])
 
     def grad(self, g: jt.Var):
-        x, w2, has_bias = self.saved
-        n, c, h, w = x.shape
-        g3 = g.reshape([n, w2.shape[0], h * w])
-        grad_x = [_sgemm(w2, g3[i], True, False) for i in range(n)]
-        grad_x = (grad_x[0].unsqueeze(0) if n == 1 else jt.stack(grad_x, 0)).reshape(x.shape)
-        grad_w = None
-        for i in range(n):
-            gw = _sgemm(g3[i], x[i].reshape([c, h * w]), False, True)
-            grad_w = gw if grad_w is None else grad_w + gw
-        grad_b = g3.sum([0, 2]) if has_bias else None
-        return grad_x, grad_w.reshape([w2.shape[0], c, 1, 1]), grad_b
+        x2, w2, x_shape, has_bias = self.saved
+        g2 = g.reshape([w2.shape[0], x2.shape[1]])
+        grad_x = _sgemm(w2, g2, True, False).reshape(x_shape)
+        grad_w = _sgemm(g2, x2, False, True).reshape([w2.shape[0], w2.shape[1], 1, 1])
+        return grad_x, grad_w, g2.sum(1) if has_bias else None
 
 
 def conv1x1(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> Optional[jt.Var]:
-    """The 1x1 stride-1 convolution with sgemm, or None where the native path does not apply."""
-    if not (_use_native(x, weight) and _have_sgemm()):
+    """The 1x1 stride-1 convolution of one image with sgemm, or None where the native path does not
+    apply. Batches of several images stay on mkl_conv: per-image slices and a stack cost more time
+    and memory than they save (SegNeXt-L forward+backward at batch 2: 14.8 s and 10.3 GB peak RSS
+    against 9.6 s and 9.2 GB)."""
+    if not (_use_native(x, weight) and _have_sgemm() and x.shape[0] == 1):
         return None
     return _Conv1x1.apply(x, weight, bias)
 
