@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import sys
 
@@ -26,9 +26,50 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def _leave_now(code: int) -> None:
+    """End the process after an interrupt without running atexit handlers.
+
+    Jittor registers an atexit hook (jittor_exit -> core.cleanup()) that, after a run interrupted
+    in the middle of its work, waits on Jittor's internal thread pool and graph state and has been
+    seen to hang for more than 3 minutes. Everything of ours is settled before we get here:
+    checkpoints and log lines are written (atomically; writes defer the signal until complete), the
+    data workers are stopped, and the work-dir lock is released by the kernel when the process
+    ends. So flush our output and leave with os._exit, skipping that hook."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe must not stop the exit
+            pass
+    os._exit(code)
+
+
+def main(argv=None, _exit_on_interrupt: bool = False) -> int:
     args = parse_args(argv)
-    from segnext_jt.config import ConfigError, load_config
+    try:
+        from segnext_jt.config import ConfigError, load_config  # imports Jittor (minutes the first time)
+        from segnext_jt.engine.trainer import (Trainer, TrainingDataError, TrainingDivergedError,
+                                               TrainingInterrupted, TrainSetupError, install_interrupt_handlers)
+    except KeyboardInterrupt:
+        print("interrupted by SIGINT during start-up; nothing was written", file=sys.stderr, flush=True)
+        if _exit_on_interrupt:
+            _leave_now(130)
+        return 130
+    restore_signals = install_interrupt_handlers()  # SIGINT and SIGTERM -> TrainingInterrupted
+    try:
+        return _run(args, ConfigError, load_config, Trainer,
+                    (TrainingDataError, TrainingDivergedError, TrainSetupError))
+    except KeyboardInterrupt as exc:  # TrainingInterrupted, or an interrupt before the handlers
+        if not isinstance(exc, TrainingInterrupted):
+            exc = TrainingInterrupted(getattr(exc, "signum", 2))
+        print(str(exc), file=sys.stderr, flush=True)
+        if _exit_on_interrupt:
+            _leave_now(exc.exit_code)
+        return exc.exit_code
+    finally:
+        restore_signals()
+
+
+def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
     try:
         cfg = load_config(args.config, args.cfg_options)
     except ConfigError as exc:
@@ -36,32 +77,44 @@ def main(argv=None) -> int:
         return 2
     from segnext_jt.data.ade20k import DataError
     from segnext_jt.data.loader import SampleLoadError
-    from segnext_jt.engine.trainer import Trainer, TrainingDivergedError, TrainSetupError
+    from segnext_jt.engine.trainer import TrainingInterrupted
     from segnext_jt.io.errors import CheckpointError
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     try:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)
         result = trainer.train()
-    except (DataError, SampleLoadError, CheckpointError, TrainingDivergedError, TrainSetupError,
-            FileNotFoundError) as exc:
+    except (DataError, SampleLoadError, CheckpointError, *train_errors, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if trainer.rank == 0:
-        from segnext_jt.evaluation.run import majority_baseline
-        baseline = majority_baseline(trainer.val_set)
-        summary = {"work_dir": work_dir, "seed": trainer.seed, "final_iter": result.final_iter,
-                   "final_loss": result.final_loss, "checkpoint": result.checkpoint,
-                   "mIoU": result.last_eval["mIoU"] if result.last_eval else None,
-                   "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"]}
-        if summary["mIoU"] is not None:
-            print(f"final mIoU {summary['mIoU']:.2f} vs majority-class baseline {baseline['mIoU']:.2f} "
-                  f"(always predicting {baseline['class']!r})")
-        with open(os.path.join(work_dir, "train_result.json"), "w") as f:
-            json.dump(summary, f, indent=1)
-        print(json.dumps(summary))
+    try:
+        _write_result(args, trainer, result, work_dir)
+    except KeyboardInterrupt as exc:
+        raise TrainingInterrupted(getattr(exc, "signum", 2), result.final_iter, result.checkpoint) from None
     return 0
 
 
+def _write_result(args, trainer, result, work_dir) -> None:
+    from segnext_jt.engine.logger import dumps_strict, write_json_atomic
+    from segnext_jt.engine.trainer import critical_section
+    if trainer.rank == 0:
+        from segnext_jt.evaluation.run import majority_baseline
+        baseline = majority_baseline(trainer.val_set)
+        miou = result.last_eval["mIoU"] if result.last_eval else None
+        if miou is not None and not math.isfinite(miou):
+            print("warning: the validation labels have no pixel outside ignore_index, so mIoU is undefined "
+                  "(null in train_result.json); check the validation annotations", file=sys.stderr)
+            miou = None
+        summary = {"work_dir": work_dir, "seed": trainer.seed, "final_iter": result.final_iter,
+                   "final_loss": result.final_loss, "checkpoint": result.checkpoint,
+                   "mIoU": miou, "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"]}
+        if summary["mIoU"] is not None:
+            print(f"final mIoU {summary['mIoU']:.2f} vs majority-class baseline {baseline['mIoU']:.2f} "
+                  f"(always predicting {baseline['class']!r})")
+        with critical_section():  # strict JSON (NaN -> null), written atomically
+            write_json_atomic(os.path.join(work_dir, "train_result.json"), summary)
+        print(dumps_strict(summary))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(_exit_on_interrupt=True))

@@ -4,57 +4,139 @@ Line 1 is the run metadata (env_info, seed, exp_name, mmseg_version, config, CLA
 then `mode: train` lines every log_interval iterations and `mode: val` lines after evaluations.
 Floats are rounded to 5 decimals like mmcv's TextLoggerHook. Our val lines carry the training
 iteration in `iter` (older mmseg convention; repro.logs reads both conventions).
+
+Every file written here is strict JSON: NaN/inf (e.g. the IoU of a class absent from the
+validation set) are written as `null` where mmcv would write the non-standard `NaN`.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Any, Optional
+import sys
+import tempfile
+from typing import Any, Callable, Optional
 
 
 def round_floats(value: Any) -> Any:
+    """mmcv's 5-decimal rounding; NaN/inf become None (JSON null), NumPy scalars Python numbers."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
     if isinstance(value, float):
-        return value if math.isnan(value) or math.isinf(value) else round(value, 5)
-    if isinstance(value, list):
+        return round(value, 5) if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
         return [round_floats(v) for v in value]
     if isinstance(value, dict):
         return {k: round_floats(v) for k, v in value.items()}
+    tolist = getattr(value, "tolist", None)  # numpy scalar or array
+    if callable(tolist):
+        return round_floats(tolist())
     return value
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of `value` that json.dumps(..., allow_nan=False) accepts: NaN/inf -> None (no rounding)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return json_safe(tolist())
+    return value
+
+
+def dumps_strict(value: Any, **kw) -> str:
+    """json.dumps that never writes NaN/Infinity (they become null)."""
+    return json.dumps(json_safe(value), allow_nan=False, **kw)
+
+
+def write_json_atomic(path: str, value: Any, indent: Optional[int] = 1) -> None:
+    """Strict JSON written to a temporary file next to `path`, fsync'ed and renamed over it: readers
+    see the old file or the complete new one; the temporary file is removed on any failure."""
+    directory = os.path.dirname(os.path.abspath(path))
+    text = dumps_strict(value, indent=indent) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _warn_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 class JsonLogWriter:
     """Append-only JSON-lines file. On resume, lines after the resumed iteration are dropped (they
-    belong to work that is being redone) and the file is rewritten atomically first."""
+    belong to work that is being redone) and the file is rewritten atomically first. A line that
+    does not parse (the last one torn by a kill during its write) is dropped with one warning."""
 
-    def __init__(self, path: str, meta: Optional[dict] = None, resume_iter: Optional[int] = None):
+    def __init__(self, path: str, meta: Optional[dict] = None, resume_iter: Optional[int] = None,
+                 warn: Callable[[str], None] = _warn_stderr):
         self.path = path
+        self.warn = warn
         if resume_iter is not None and os.path.isfile(path):
-            self._truncate_after(resume_iter)
+            self._truncate_after(resume_iter, meta)
         elif meta is not None:  # a new run (or a resume whose log is gone) starts with the metadata
-            self._rewrite([json.dumps(meta)])
+            self._rewrite([dumps_strict(meta)])
 
-    def _truncate_after(self, iteration: int) -> None:
-        kept = []
-        with open(self.path) as f:
-            for n, line in enumerate(f):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if n > 0 and "mode" in record and int(record.get("iter", 0)) > iteration:
-                    continue
-                kept.append(line.rstrip("\n"))
+    def _truncate_after(self, iteration: int, meta: Optional[dict]) -> None:
+        kept, torn = [], []
+        with open(self.path, "rb") as f:
+            raw_lines = f.read().split(b"\n")
+        for n, raw in enumerate(raw_lines):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                torn.append(n + 1)
+                continue
+            if "mode" in record and int(record.get("iter", 0) or 0) > iteration:
+                continue
+            kept.append(dumps_strict(record))
+        if torn:
+            nonblank = [n + 1 for n, raw in enumerate(raw_lines) if raw.strip()]
+            where = ("its last line" if torn == nonblank[-1:] else
+                     f"line(s) {', '.join(map(str, torn[:5]))}{' ...' if len(torn) > 5 else ''}")
+            self.warn(f"warning: {self.path}: dropped {where}, which is not valid JSON (torn by an "
+                      f"interrupted write); continuing")
+        if meta is not None and (not kept or "mode" in json.loads(kept[0])):
+            kept.insert(0, dumps_strict(meta))  # the metadata line itself was lost
         self._rewrite(kept)
 
     def _rewrite(self, lines: list[str]) -> None:
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("".join(line + "\n" for line in lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w") as f:
+                f.write("".join(line + "\n" for line in lines))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def write(self, record: dict) -> None:
+        line = json.dumps(round_floats(record), allow_nan=False) + "\n"
         with open(self.path, "a") as f:
-            f.write(json.dumps(round_floats(record)) + "\n")
+            f.write(line)
             f.flush()

@@ -8,17 +8,24 @@ to resume bit-identically; it still records the Python/NumPy RNG states.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
-import json
 import math
 import os
 import platform
 import re
 import resource
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no work-dir lock
+    fcntl = None
 
 import numpy as np
 from tqdm import tqdm
@@ -35,18 +42,138 @@ from ..evaluation.run import run_evaluation
 from ..io import load_checkpoint, load_npz, save_npz
 from ..models import KEY_TRAIN, build_segmentor
 from ..models.layers import set_dropout_rng
-from .logger import JsonLogWriter
+from .logger import JsonLogWriter, json_safe
 from .optim import AdamW, build_param_groups, lr_at
 
 CKPT_PATTERN = re.compile(r"iter_(\d+)\.npz$")
+# Leftovers of interrupted atomic writes: save_npz's mkstemp names (".iter_<N>.npz.<random>.tmp"),
+# JsonLogWriter's "log.json.tmp" and write_json_atomic's ".<name>.<random>.tmp".
+STALE_TMP_PATTERNS = (".iter_*.npz.*.tmp", "log.json.tmp", ".train_result.json.*.tmp")
+LOCK_NAME = ".lock"
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN/inf; the last good checkpoint is kept."""
+    """The loss, the weights or the optimizer state became NaN/inf; only finite checkpoints exist."""
 
 
 class TrainSetupError(ValueError):
     """The run cannot start as configured (batch split, class count, resume checkpoint)."""
+
+
+class WorkDirLockedError(TrainSetupError):
+    """Another training process holds the work dir."""
+
+
+class TrainingDataError(ValueError):
+    """The training data cannot train anything (e.g. every label pixel is ignore_index)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM during training. Raised by the handlers of `install_interrupt_handlers`
+    (with only the signal) and re-raised by `Trainer.train` with the iteration and checkpoint after
+    the data workers are stopped, so that the caller can print `str(exc)` and exit with
+    `exit_code` (128 + signal number: 130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int = signal.SIGINT, iteration: Optional[int] = None,
+                 checkpoint: Optional[str] = None):
+        self.signum, self.iteration, self.checkpoint = int(signum), iteration, checkpoint
+        super().__init__(self.message())
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    def message(self) -> str:
+        if self.iteration is None:
+            return f"interrupted by {self.signal_name} before training started; run the same command again"
+        ckpt = (f"latest checkpoint {os.path.basename(self.checkpoint)}" if self.checkpoint
+                else "no checkpoint yet")
+        return (f"interrupted by {self.signal_name} at iteration {self.iteration} ({ckpt}); "
+                f"resume with --resume")
+
+    def __str__(self) -> str:
+        return self.message()
+
+
+# ---------------------------------------------------------------------------- signals
+class _SignalState:
+    installed = False
+    interrupted: Optional[int] = None  # the first signal received
+    critical = 0                        # depth of `critical_section`s
+    pending: Optional[int] = None       # a signal received inside a critical section
+
+
+def _on_signal(signum, frame) -> None:
+    if _SignalState.interrupted is not None:
+        return  # a second Ctrl-C/TERM while cleaning up: the clean-up is bounded, let it finish
+    _SignalState.interrupted = signum
+    if _SignalState.critical:
+        _SignalState.pending = signum  # raised when the checkpoint/log write is complete
+        return
+    raise TrainingInterrupted(signum)
+
+
+def install_interrupt_handlers():
+    """SIGINT and SIGTERM (Slurm's pre-kill signal) raise `TrainingInterrupted` in the main thread,
+    except inside `critical_section` (checkpoint and log writes), where the exception waits until
+    the write is complete. Call after importing Jittor (its import installs its own SIGINT handler).
+    Returns a function restoring the previous handlers."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _on_signal)
+    _SignalState.installed, _SignalState.interrupted, _SignalState.pending = True, None, None
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        _SignalState.installed = False
+
+    return restore
+
+
+@contextlib.contextmanager
+def critical_section():
+    """Defer SIGINT/SIGTERM (when `install_interrupt_handlers` is active) until the block is done."""
+    _SignalState.critical += 1
+    try:
+        yield
+    finally:
+        _SignalState.critical -= 1
+        if _SignalState.critical == 0 and _SignalState.pending is not None:
+            signum, _SignalState.pending = _SignalState.pending, None
+            raise TrainingInterrupted(signum)
+
+
+def _interrupt_signum(exc: BaseException) -> Optional[int]:
+    """The signal behind an interrupt-like exception (KeyboardInterrupt, or any BaseException with
+    a `signum`, such as segnext_jt.cli.Interrupted); None for anything else."""
+    if isinstance(exc, Exception):
+        return None
+    signum = getattr(exc, "signum", None)
+    if isinstance(exc, KeyboardInterrupt):
+        return int(signum) if signum is not None else int(signal.SIGINT)
+    return int(signum) if isinstance(signum, int) else None
+
+
+def nonfinite_keys(arrays: dict) -> list:
+    """Keys of floating-point arrays holding NaN or inf."""
+    return [k for k, a in arrays.items()
+            if np.asarray(a).dtype.kind in "fc" and not np.isfinite(a).all()]
+
+
+def _names(keys: list, limit: int = 3) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def iteration_rngs(seed: int, it: int, rank: int) -> None:
@@ -92,7 +219,17 @@ class Trainer:
                              f"{self.world_size} MPI processes")
         self.per_rank_batch = cfg.train.batch_size // self.world_size
         os.makedirs(work_dir, exist_ok=True)
+        self._lock_fd: Optional[int] = None
+        self._acquire_lock()
+        try:
+            self._setup(cfg, resume, sync_bn)
+        except BaseException:
+            self._release_lock()
+            raise
 
+    def _setup(self, cfg: Config, resume: Optional[str], sync_bn: Optional[bool]) -> None:
+        work_dir = self.work_dir
+        self._remove_stale_temporaries()
         runtime.seed_everything(self.seed)
         self.model = build_segmentor(cfg)
         self.model.set_nmf_seed(self.seed)
@@ -115,14 +252,76 @@ class Trainer:
                              f"{self.train_set.num_classes} classes")
         self.start_iter = 0
         self._resume_state = None
+        self._window: dict[str, list] = {}    # per-iteration values since the last train log line
+        self._good_checkpoints: list[str] = []  # checkpoints known finite, oldest first
+        self._done = 0                          # iterations completed (for the interrupt message)
         resume_path = find_latest_checkpoint(work_dir) if resume == "auto" else resume
         if resume == "auto" and resume_path is None:
             self._log(f"no checkpoint in {work_dir}, starting from scratch")
         if resume_path:
             self._resume(resume_path)
+        self._done = self.start_iter
         self.log_path = os.path.join(work_dir, "log.json")
-        self.writer = (JsonLogWriter(self.log_path, self._run_meta(), self.start_iter or None)
-                       if self.rank == 0 else None)
+        if self.rank == 0:
+            with critical_section():
+                self.writer = JsonLogWriter(self.log_path, self._run_meta(), self.start_iter or None,
+                                            warn=self._log)
+        else:
+            self.writer = None
+
+    # ------------------------------------------------------------------ work dir
+    def _acquire_lock(self) -> None:
+        """Hold an exclusive flock on <work_dir>/.lock for the life of the run (rank 0): a second
+        training process on the same work dir would interleave checkpoints and log lines. The
+        kernel drops the lock when the process ends, however it ends; the file stays (deleting it
+        would let two processes lock two different inodes)."""
+        if fcntl is None or self.rank != 0 or self._lock_fd is not None:
+            return
+        path = os.path.join(self.work_dir, LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise WorkDirLockedError(
+                f"work dir {self.work_dir} is in use by another training process "
+                f"(pid {holder or 'unknown'}, lock {path}); wait for it to end or use another --work-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def close(self) -> None:
+        """Release the work-dir lock (train() does it when it returns or raises)."""
+        self._release_lock()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._release_lock()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of atomic writes that a killed run (SIGKILL, power loss) left behind.
+        Safe to delete: we hold the work-dir lock, so no other writer owns them."""
+        if self.rank != 0:
+            return
+        stale = sorted({p for pat in STALE_TMP_PATTERNS for p in glob.glob(os.path.join(self.work_dir, pat))})
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        if stale:
+            self._log(f"removed {len(stale)} temporary file(s) left by an interrupted run in {self.work_dir}")
 
     # ------------------------------------------------------------------ helpers
     def _log(self, msg: str) -> None:
@@ -151,17 +350,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, it: int) -> str:
-        """iter_<it>.npz written atomically: weights, optimizer moments, iteration, RNG states."""
+        """iter_<it>.npz written atomically: weights, optimizer moments, iteration, RNG states and
+        the values of the current (not yet logged) log window. Refuses non-finite state, so every
+        iter_*.npz this trainer writes can be resumed."""
         path = os.path.join(self.work_dir, f"iter_{it}.npz")
         if self.rank != 0:
             return path
         arrays = {f"state_dict/{k}": v.numpy() for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.state_arrays().items()})
+        bad = nonfinite_keys(arrays)
+        if bad:  # the per-iteration check should have stopped the run before; never write it
+            raise TrainingDivergedError(
+                f"non-finite values in {_names(bad)} at iteration {it}; {os.path.basename(path)} was not "
+                f"written. {self._last_good_message(it)}")
         meta = {"iter": it, "seed": self.seed, "config": self.cfg.to_yaml(), "n_step": self.optimizer.n_step,
                 "rng": runtime.rng_state(), "segnext_jt_version": __version__, "checkpoint_kind": "train",
-                "CLASSES": list(self.train_set.classes)}
-        save_npz(path, arrays, meta)
-        self._prune_checkpoints()
+                "CLASSES": list(self.train_set.classes),
+                # the partial log window, so that the first train line after a resume averages the
+                # same iterations as an uninterrupted run (JSON floats round-trip exactly)
+                "log_window": json_safe({k: [float(x) for x in v] for k, v in self._window.items()})}
+        with critical_section():
+            save_npz(path, arrays, meta)
+            self._good_checkpoints = [p for p in self._good_checkpoints if p != path] + [path]
+            self._prune_checkpoints()
         return path
 
     def _prune_checkpoints(self) -> None:
@@ -173,6 +384,33 @@ class Trainer:
             if it != final:
                 os.remove(path)
 
+    def _last_good_checkpoint(self, before_iter: int) -> Optional[str]:
+        """The newest checkpoint of this run (written by it, or resumed from) at or before
+        `before_iter` that still exists and, loaded back, holds only finite arrays."""
+        for path in reversed(self._good_checkpoints):
+            m = CKPT_PATTERN.search(os.path.basename(path))
+            if (m and int(m.group(1)) > before_iter) or not os.path.isfile(path):
+                continue
+            try:
+                arrays, _ = load_npz(path)
+            except Exception:  # noqa: BLE001 - unreadable means not good
+                continue
+            if not nonfinite_keys(arrays):
+                return path
+        return None
+
+    def _last_good_message(self, it: int) -> str:
+        good = self._last_good_checkpoint(it) if self.rank == 0 else None
+        if good is None:
+            return "No finite checkpoint of this run exists (none was written before it)."
+        return f"The last good checkpoint is {good} (loaded back and verified finite)."
+
+    def _load_weights(self, weights: dict) -> None:
+        # jt.array turns int64 into int32 by default (auto_convert_64_to_32), which would make the
+        # BN num_batches_tracked counters int32 after a resume; keep every dtype as saved.
+        with jt.flag_scope(auto_convert_64_to_32=0):
+            self.model.load_state_dict(weights)
+
     def _resume(self, path: str) -> None:
         arrays, meta = load_npz(path)
         if meta.get("checkpoint_kind") != "train" or "iter" not in meta:
@@ -181,13 +419,20 @@ class Trainer:
         if int(meta.get("seed", self.seed)) != self.seed:
             raise TrainSetupError(f"{path}: checkpoint was trained with seed {meta['seed']}, not {self.seed}; "
                              "resuming with another seed would not reproduce either run")
+        bad = nonfinite_keys(arrays)
+        if bad:
+            raise TrainSetupError(f"{path}: holds non-finite values ({_names(bad)}), written by a run that "
+                                  "diverged; resume from an earlier checkpoint (--resume CKPT) or lower the lr")
         weights = {k[len("state_dict/"):]: v for k, v in arrays.items() if k.startswith("state_dict/")}
-        self.model.load_state_dict(weights)
+        self._load_weights(weights)
         optim = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         self.optimizer.load_state_arrays(optim, meta["n_step"])
         runtime.set_rng_state(meta["rng"])
         self.start_iter = int(meta["iter"])
+        window = meta.get("log_window") or {}
+        self._window = {str(k): [float(x) for x in v] for k, v in window.items() if isinstance(v, list)}
         self._resume_state = (weights, optim, meta["n_step"])
+        self._good_checkpoints = [path]
         self._log(f"resumed from {path} at iteration {self.start_iter}")
 
     # ------------------------------------------------------------------ evaluation
@@ -200,54 +445,87 @@ class Trainer:
             self.model.set_nmf_seed(self.seed)
         if self.writer is not None:
             metric = IoUMetric.from_state(summary["metric_state"])
-            self.writer.write(dict(metric.to_mmseg0_val_log(it, self.lr(max(it - 1, 0)), self._epoch(it))))
+            with critical_section():
+                self.writer.write(dict(metric.to_mmseg0_val_log(it, self.lr(max(it - 1, 0)), self._epoch(it))))
         self._log(f"[eval @ iter {it}] mIoU {summary['mIoU']:.2f}  mAcc {summary['mAcc']:.2f}  "
                   f"aAcc {summary['aAcc']:.2f}")
         return summary
 
     # ------------------------------------------------------------------ main loop
     def train(self) -> TrainResult:
+        """Run from start_iter to max_iters. SIGINT/SIGTERM (KeyboardInterrupt) stop the data
+        workers and end as `TrainingInterrupted` naming the iteration and the latest checkpoint;
+        the work-dir lock is released however this returns."""
+        self._acquire_lock()
+        try:
+            return self._train()
+        except BaseException as exc:
+            signum = _interrupt_signum(exc)
+            if signum is None:
+                raise
+            latest = self._good_checkpoints[-1] if self._good_checkpoints else None
+            raise TrainingInterrupted(signum, self._done, latest) from None
+        finally:
+            self._release_lock()
+
+    def _train(self) -> TrainResult:
         cfg = self.cfg.train
         b = self.per_rank_batch
         slots = list(range(self.rank * b, (self.rank + 1) * b))
         loader = TrainLoader(self.train_set, train_pipeline(self.cfg.data), cfg.batch_size, self.seed,
                              num_workers=self.cfg.data.num_workers, start_iter=self.start_iter,
                              max_iters=cfg.max_iters, slots=slots)
-        window: dict[str, list] = {}
         last_eval, last_loss, ckpt = None, None, ""
+        ignore_index = int(getattr(self.model, "ignore_index", 255))
+        all_ignored = 0  # iterations of this process whose whole batch was ignore_index
+        check_n = min(cfg.log_interval, 10, max(cfg.max_iters - self.start_iter, 0))
         bar = tqdm(total=cfg.max_iters, initial=self.start_iter, desc="train", unit="it",
                    disable=not (self.progress and self.rank == 0), dynamic_ncols=True)
         try:
             if self._resume_state is not None and self.start_iter < cfg.max_iters:
                 self._warm_up(slots)
+            self._probe_vars = self._state_vars()
             t_end = time.time()
             for it in range(self.start_iter, cfg.max_iters):
                 batch = next(loader)
                 t_data = time.time() - t_end
                 lr = self.lr(it)
-                self.optimizer.set_lr(lr)
-                iteration_rngs(self.seed, it, self.rank)
-                img = jt.array(batch["img"])
-                label = jt.array(batch["gt_seg"].astype(np.int32))
-                losses = self.model.loss(img, label, nmf_keys=[(KEY_TRAIN, it, s) for s in slots])
-                values = {k: float(v.item()) for k, v in losses.items()}
+                if not np.count_nonzero(batch["gt_seg"] != ignore_index):
+                    all_ignored += 1
+                    if all_ignored == 1:
+                        self._log(f"warning: iteration {it + 1}: every label pixel of the batch is ignore_index "
+                                  f"{ignore_index}, so its loss is 0 and nothing is learned from it (check the "
+                                  f"annotations and data.reduce_zero_label)")
+                values, finite = self._step(it, batch, slots, lr)
                 if not all(math.isfinite(v) for v in values.values()):
                     raise TrainingDivergedError(
-                        f"loss is {values['loss']} at iteration {it + 1} (0-based {it}); stopping. "
-                        f"The last good checkpoint is {find_latest_checkpoint(self.work_dir) or 'none'}")
-                self.optimizer.step(losses["loss"])
-                jt.sync_all()
+                        f"loss is {values['loss']} at iteration {it + 1} (0-based {it}, lr {lr:.3g}); stopping. "
+                        f"{self._last_good_message(it)}")
+                if not finite:
+                    bad = nonfinite_keys({**{k: v.numpy() for k, v in self.model.state_dict().items()},
+                                          **self.optimizer.state_arrays()})
+                    raise TrainingDivergedError(
+                        f"the weights/optimizer state became non-finite ({_names(bad) or 'NaN/inf'}) in the "
+                        f"update of iteration {it + 1} (0-based {it}, lr {lr:.3g}); stopping. "
+                        f"{self._last_good_message(it)}")
+                done = it + 1
+                if (all_ignored == done - self.start_iter == check_n and self.world_size == 1):
+                    raise TrainingDataError(
+                        f"every label pixel of the first {check_n} training batches (iterations "
+                        f"{self.start_iter + 1}-{done}) is ignore_index {ignore_index}: the loss is 0 and "
+                        f"nothing can be learned. Check the annotations under {self.cfg.data.root} and "
+                        f"data.reduce_zero_label (label 0 becomes {ignore_index} when it is true)")
                 last_loss = values["loss"]
                 t_iter = time.time() - t_end
                 t_end = time.time()
                 for k, v in list(values.items()) + [("time", t_iter), ("data_time", t_data)]:
-                    window.setdefault(k, []).append(v)
-                done = it + 1
+                    self._window.setdefault(k, []).append(v)
+                self._done = done
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
                 if done % cfg.log_interval == 0 or done == cfg.max_iters:
-                    self._write_train_line(done, lr, window, bar)
-                    window = {}
+                    self._write_train_line(done, lr, self._window, bar)
+                    self._window = {}
                 if done % cfg.eval_interval == 0 or done == cfg.max_iters:
                     last_eval = self.evaluate(done)
                 if done % cfg.checkpoint_interval == 0 or done == cfg.max_iters:
@@ -258,25 +536,49 @@ class Trainer:
         return TrainResult(cfg.max_iters, last_loss, last_eval,
                            ckpt or find_latest_checkpoint(self.work_dir) or "")
 
+    def _state_vars(self) -> list:
+        """Every floating-point tensor of the training state: weights, BN statistics, AdamW moments."""
+        out = [v for v in self.model.state_dict().values() if str(v.dtype).startswith("float")]
+        for pg in self.optimizer.param_groups:
+            out.extend(pg["exp_avg"])
+            out.extend(pg["exp_avg_sq"])
+        return out
+
+    def _step(self, it: int, batch: dict, slots, lr: float):
+        """One training step: forward, backward, AdamW update and a finite-state probe, executed by
+        one sync. Returns (loss values, whether every weight and moment is finite after the update).
+
+        The probe is sum_x sum(x * 0) over all state tensors: 0 when everything is finite, NaN as
+        soon as one element is NaN or inf (inf * 0 = NaN). Each term is one fused reduction, no
+        copy, computed in the same graph execution as the step."""
+        self.optimizer.set_lr(lr)
+        iteration_rngs(self.seed, it, self.rank)
+        img = jt.array(batch["img"])
+        label = jt.array(batch["gt_seg"].astype(np.int32))
+        losses = self.model.loss(img, label, nmf_keys=[(KEY_TRAIN, it, s) for s in slots])
+        self.optimizer.step(losses["loss"])
+        probe_vars = getattr(self, "_probe_vars", None) or self._state_vars()
+        probe = jt.concat([(x * 0).sum().reshape([1]) for x in probe_vars]).sum()
+        jt.sync_all()
+        values = {k: float(v.item()) for k, v in losses.items()}
+        return values, math.isfinite(float(probe.item()))
+
     def _warm_up(self, slots) -> None:
         """Run one throw-away training step, then restore the checkpoint state.
 
         Jittor fuses a graph differently the first time it executes it in a process, which changes
         float rounding in the last bits; a resumed process would therefore drift from the
-        uninterrupted run. Executing the same step once first makes the resumed run bit-identical."""
+        uninterrupted run. Executing the same step (`_step`, probe included) once first makes the
+        resumed run bit-identical."""
         it = self.start_iter
         idx = sample_indices(self.seed, it, self.cfg.train.batch_size, len(self.train_set))
         samples = [load_train_sample(self.train_set, train_pipeline(self.cfg.data), self.seed, it, s, idx[s])
                    for s in slots]
         batch = {"img": np.stack([s[0] for s in samples]), "gt_seg": np.stack([s[1] for s in samples])}
-        iteration_rngs(self.seed, it, self.rank)
-        self.optimizer.set_lr(self.lr(it))
-        losses = self.model.loss(jt.array(batch["img"]), jt.array(batch["gt_seg"].astype(np.int32)),
-                                 nmf_keys=[(KEY_TRAIN, it, s) for s in slots])
-        self.optimizer.step(losses["loss"])
-        jt.sync_all()
+        self._probe_vars = self._state_vars()
+        self._step(it, batch, slots, self.lr(it))
         weights, optim, n_step = self._resume_state
-        self.model.load_state_dict(weights)
+        self._load_weights(weights)
         self.optimizer.load_state_arrays(optim, n_step)
         jt.sync_all()
         self._resume_state = None
@@ -288,7 +590,8 @@ class Trainer:
                 "decode.loss_ce": mean["decode.loss_ce"], "decode.acc_seg": mean["decode.acc_seg"],
                 "loss": mean["loss"], "time": mean["time"]}
         if self.writer is not None:
-            self.writer.write(line)
+            with critical_section():
+                self.writer.write(line)
         if self.rank == 0:
             (bar.write if self.progress else self._log)(f"iter {done}/{self.cfg.train.max_iters} lr {lr:.3e} loss {mean['loss']:.4f} "
                       f"acc {mean['decode.acc_seg']:.2f} time {mean['time']:.3f}s data {mean['data_time']:.3f}s")
