@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import sys
-from typing import Optional
 
 import numpy as np
 
@@ -48,15 +47,6 @@ if jt.flags.use_cuda == 0:
     DEVICE = "cpu"
 
 
-def use_device(device: str) -> None:
-    """Switch between 'cpu' and 'cuda' at run time (the import-time choice is the default)."""
-    global DEVICE
-    if device == "cuda" and not jt.has_cuda:
-        raise RuntimeError("CUDA requested but this Jittor build has no CUDA support")
-    jt.flags.use_cuda = 1 if device == "cuda" else 0
-    DEVICE = device
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and Jittor's global RNGs (NMF bases use their own stream, see ham_head)."""
     random.seed(seed)
@@ -84,12 +74,3 @@ def set_rng_state(state: dict) -> None:
 def device_summary() -> dict:
     return {"device": DEVICE, "use_cuda": int(jt.flags.use_cuda), "jittor": jt.__version__,
             "numpy": np.__version__, "python": sys.version.split()[0]}
-
-
-def sync() -> None:
-    jt.sync_all(True)
-
-
-def maybe_gc() -> Optional[None]:
-    jt.gc()
-    return None
