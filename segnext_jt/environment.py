@@ -14,6 +14,11 @@ wrong on offline and shared machines:
   the demo training; `OMP_WAIT_POLICY=PASSIVE` makes them sleep instead (set only if unset).
 
 `SEGNEXT_DEVICE=cpu|cuda|auto` (default auto) overrides the device detection.
+
+A process started with `SEGNEXT_PARENT_PID=<pid>` (see `child_env`) asks the kernel for SIGTERM when
+its parent dies, even by SIGKILL (Linux), so a killed seed sweep leaves no training behind. This is
+done here, in the child, rather than with subprocess's `preexec_fn`: that runs Python between fork and
+exec, which can deadlock when the parent has threads (Jittor's), and did in the sweep's tests.
 """
 from __future__ import annotations
 
@@ -78,11 +83,31 @@ def detect_device() -> str:
 DEVICE: str = ""
 
 
+def child_env(env: "dict | None" = None) -> dict:
+    """Environment for a child process that should die with this one (see the module docstring)."""
+    env = dict(os.environ if env is None else env)
+    env["SEGNEXT_PARENT_PID"] = str(os.getpid())
+    return env
+
+
+def _die_with_parent() -> None:
+    parent = os.environ.pop("SEGNEXT_PARENT_PID", "")  # not inherited by this process's own children
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGTERM
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the parent died before the request took effect
+        os.kill(os.getpid(), 15)
+
+
 def prepare_environment() -> str:
     """Set Jittor's environment variables for the detected device (once); returns the device."""
     global DEVICE
     if DEVICE:
         return DEVICE
+    _die_with_parent()
     if "jittor" in sys.modules:  # someone imported jittor first; respect whatever it chose
         DEVICE = "cuda" if sys.modules["jittor"].flags.use_cuda else "cpu"
         return DEVICE

@@ -55,3 +55,30 @@ def test_cuda_request_without_cuda_is_a_clear_error():
     proc = _python("import segnext_jt", _fresh_env(SEGNEXT_DEVICE="cuda"))
     assert proc.returncode != 0
     assert "SEGNEXT_DEVICE=cuda but no usable CUDA" in proc.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_child_started_with_child_env_dies_with_its_parent():
+    import signal
+    import time
+    parent_code = ("import subprocess, sys, time; from segnext_jt.environment import child_env; "
+                   "p = subprocess.Popen([sys.executable, '-c', 'import segnext_jt, time; time.sleep(120)'], "
+                   "env=child_env()); print(p.pid, flush=True); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=ROOT, env=_fresh_env(),
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(3)  # let the child import segnext_jt (either way it must die: see environment.py)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.time() + 60
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(child), "the child outlived its SIGKILLed parent"
