@@ -12,6 +12,8 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# Jittor's C++ core, compiled once here with its process pool (segnext_jt imports compile serially)
+	DISABLE_MULTIPROCESSING=0 $(PY) -c "import segnext_jt.runtime"
 	touch $@
 
 venv: $(VENV)/.installed

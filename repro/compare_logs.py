@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -84,18 +85,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--max-rows", type=int, default=40, help="loss rows to print (default 40)")
     ap.add_argument("--out", help="write the full comparison as JSON here")
     args = ap.parse_args(argv)
+    if args.window < 1:
+        ap.error(f"--window must be >= 1, got {args.window}")
     try:
-        result = compare_logs(parse_log(args.a), parse_log(args.b), window=args.window)
+        out = _check_out(args.out) if args.out else None
+        logs = [parse_log(args.a), parse_log(args.b)]
+        for log in logs:
+            if not log.train and not log.val:
+                what = "empty file" if not log.meta and not log.n_other_lines else "metadata only"
+                raise LogParseError(f"{log.path}: no train or val records ({what}); nothing to compare")
+        result = compare_logs(*logs, window=args.window)
     except (LogParseError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(render(result, args.max_rows))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(jsonable(result), indent=1, allow_nan=False) + "\n",
-                                  encoding="utf-8")
+    if out:
+        _write_atomic(out, json.dumps(jsonable(result), indent=1, allow_nan=False) + "\n")
     return 0
 
+
+def _check_out(path: str) -> Path:
+    """--out must be writable as a file: checked before parsing the logs."""
+    p = Path(path).absolute()
+    if p.is_dir():
+        raise ValueError(f"--out {path}: is a directory; expected a file path")
+    anc = p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ValueError(f"--out {path}: {anc} is a file, not a directory")
+    return p
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -115,23 +115,35 @@ class TrainingLog:
 # parsing
 # ------------------------------------------------------------------------------------------------
 def _read_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"log file not found: {path}")
+    if not path.is_file():
+        raise LogParseError(f"{path}: not a regular file (a directory?); expected a log.json or "
+                            f"scalars.json file")
     objs: list[tuple[int, dict[str, Any]]] = []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            text = text.strip()
-            if not text:
-                continue
-            try:
-                obj = json.loads(text)  # accepts NaN, which mmcv writes for absent classes
-            except json.JSONDecodeError as exc:
-                raise LogParseError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column "
-                                    f"{exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise LogParseError(f"{path}:{lineno}: expected a JSON object, got "
-                                    f"{type(obj).__name__}")
-            objs.append((lineno, obj))
+    try:
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    raise LogParseError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                                        f"at column {exc.start + 1})") from None
+                if not text:
+                    continue
+                try:
+                    obj = json.loads(text)  # accepts NaN, which mmcv writes for absent classes
+                except json.JSONDecodeError as exc:
+                    raise LogParseError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column "
+                                        f"{exc.colno})") from None
+                except RecursionError:
+                    raise LogParseError(f"{path}:{lineno}: JSON nested too deeply") from None
+                if not isinstance(obj, dict):
+                    raise LogParseError(f"{path}:{lineno}: expected a JSON object, got "
+                                        f"{type(obj).__name__}")
+                objs.append((lineno, obj))
+    except OSError as exc:
+        raise LogParseError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return objs
 
 

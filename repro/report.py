@@ -144,10 +144,23 @@ def _opt_str(obj: dict[str, Any], key: str, where: str) -> Optional[str]:
 
 
 def _read_json(path: Path) -> Any:
+    if path.exists() and not path.is_file():
+        raise ReportInputError(f"{path}: not a regular file (a directory?); expected a JSON file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReportInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportInputError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                               f"{exc.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReportInputError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise ReportInputError(f"{path}: JSON nested too deeply") from None
 
 
 def load_result(path: Path, expect_seed: Optional[int], allow_null_seed: bool = False) -> RunResult:
@@ -216,7 +229,7 @@ def load_sweep(root: Path) -> Sweep:
     warns: list[str] = []
     plan: Optional[dict[str, Any]] = None
     plan_path = root / "sweep.json"
-    if plan_path.is_file():
+    if plan_path.exists():
         plan = _read_json(plan_path)
         if not isinstance(plan, dict):
             raise ReportInputError(f"{plan_path}: expected a JSON object")
@@ -234,7 +247,7 @@ def load_sweep(root: Path) -> Sweep:
             continue
         seed = int(m.group(1))
         res = sub / "result.json"
-        if res.is_file():
+        if res.exists() or res.is_symlink():  # a directory or a dangling link is an error
             runs[seed] = load_result(res, seed)
         else:
             missing.append(seed)
@@ -248,7 +261,7 @@ def load_sweep(root: Path) -> Sweep:
             warns.append(f"seeds {extra} have results but are not in sweep.json's plan")
     ck: Optional[RunResult] = None
     ck_path = root / "checkpoint_eval" / "result.json"
-    if ck_path.is_file():
+    if ck_path.exists() or ck_path.is_symlink():
         ck = load_result(ck_path, None, allow_null_seed=True)
     if not runs and ck is None and not missing:
         raise ReportInputError(f"{root}: no seed_<k>/result.json, no checkpoint_eval/result.json "

@@ -17,9 +17,13 @@ evaluations, and resumes training from a seed's latest checkpoint. Then: python 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,37 +33,206 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SCRIPT = os.path.abspath(__file__)
 
+from segnext_jt.environment import child_env  # noqa: E402
+from segnext_jt.cli import (UsageError, atomic_write_json, check_work_dir,  # noqa: E402
+                            install_signal_handlers, json_safe, run_tool)
 
-def parse_seed_list(text: str) -> list[int]:
-    """'0..9' (inclusive), '0,3,7', or mixtures like '0..2,10'."""
-    seeds: list[int] = []
+MAX_SEED = 2 ** 31 - 1  # seeds go to Jittor's C++ RNG (and NumPy's 32-bit seeding)
+DEFAULT_MAX_SEEDS = 1000
+LOCK_NAME = ".lock"  # the training lock in a training work dir (tools/train.py takes it too)
+SWEEP_LOCK_NAME = ".sweep.lock"  # held by the sweep worker of a seed for its whole life
+TERM_GRACE_S = 4.0  # SIGTERM -> SIGKILL for a child we stop
+
+
+class SweepError(ValueError):
+    """A sweep input or state problem, reported as one line."""
+
+
+class SeedBusy(SweepError):
+    """A seed's work dir is locked by another process."""
+
+
+# --------------------------------------------------------------------------------------------
+# seed lists
+# --------------------------------------------------------------------------------------------
+class SeedSpec:
+    """A parsed seed list ('0..9', '0,3,7', '0..2,10'): intervals, counted without expanding."""
+
+    def __init__(self, text: str, parts: list[tuple[int, int]]):
+        self.text, self.parts = text, parts
+
+    def count(self) -> int:
+        """Number of distinct seeds (union of the intervals)."""
+        total, cur_lo, cur_hi = 0, None, None
+        for lo, hi in sorted(self.parts):
+            if cur_hi is None or lo > cur_hi + 1:
+                if cur_hi is not None:
+                    total += cur_hi - cur_lo + 1
+                cur_lo, cur_hi = lo, hi
+            else:
+                cur_hi = max(cur_hi, hi)
+        if cur_hi is not None:
+            total += cur_hi - cur_lo + 1
+        return total
+
+    def expand(self, max_seeds: int, flag: str = "--seeds") -> list[int]:
+        n = self.count()
+        if n > max_seeds:
+            raise UsageError(f"{flag} {self.text}: {n:,} seeds, more than --max-seeds {max_seeds} (a typo?); "
+                             f"pass --max-seeds {n} to really plan them all")
+        out: dict[int, None] = {}
+        for lo, hi in self.parts:
+            out.update(dict.fromkeys(range(lo, hi + 1)))
+        return list(out)
+
+
+def parse_seed_spec(text: str, flag: str = "--seeds") -> SeedSpec:
+    """Syntax and bounds only, nothing is expanded (see SeedSpec.expand); UsageError if bad."""
+    def bad(msg: str) -> UsageError:
+        return UsageError(f"{flag}: {msg}")
+    parts: list[tuple[int, int]] = []
+    if len(str(text)) > 100_000:
+        raise bad("bad seed list: longer than 100000 characters")
     for part in filter(None, (p.strip() for p in str(text).split(","))):
         try:
             if ".." in part:
                 lo, hi = (int(x) for x in part.split("..", 1))
-                if hi < lo:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
             else:
-                seeds.append(int(part))
+                lo = hi = int(part)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use e.g. 0..9 or 0,3,7") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"bad seed list {text!r}: need non-negative seeds")
-    return list(dict.fromkeys(seeds))
+            raise bad(f"bad seed list {text!r}: use e.g. 0..9 or 0,3,7") from None
+        if hi < lo:
+            raise bad(f"bad seed list {text!r}: range {part} is empty (high end below low end)")
+        if lo < 0 or hi > MAX_SEED:
+            raise bad(f"bad seed list {text!r}: seeds must be in 0..{MAX_SEED}")
+        parts.append((lo, hi))
+    if not parts:
+        raise bad(f"bad seed list {text!r}: need non-negative seeds")
+    return SeedSpec(str(text), parts)
+
+
+def parse_seed_list(text: str, max_seeds: int = DEFAULT_MAX_SEEDS) -> list[int]:
+    """'0..9' (inclusive), '0,3,7', or mixtures like '0..2,10' -> distinct seeds in order."""
+    try:
+        return parse_seed_spec(text).expand(max_seeds)
+    except UsageError as exc:  # argparse-type compatible
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def write_json_atomic(path: str, data) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, data)  # NaN -> null, never a partial file
+
+
+def read_json_file(path: str, what: str = "file"):
+    """JSON from `path` or a one-line SweepError naming it (a directory, not UTF-8, invalid)."""
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise SweepError(f"{path}: not a regular file (a directory?); expected a JSON {what}; remove it")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise SweepError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                         f"delete it to redo this step") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SweepError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}); delete it to redo this step") \
+            from None
+    except RecursionError:
+        raise SweepError(f"{path}: JSON nested too deeply") from None
 
 
 def modes_of(args) -> list[str]:
     return ["ss"] if args.no_msflip else ["ss", "msflip"]
+
+
+# --------------------------------------------------------------------------------------------
+# locks (fcntl.flock: released by the kernel when the holder dies, even by SIGKILL)
+# --------------------------------------------------------------------------------------------
+def _lock_holder(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            text = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return "another process"
+    m = re.search(r'"pid"\s*:\s*(\d+)', text) or re.search(r"\b(\d+)\b", text)
+    return f"pid {m.group(1)}" if m else "another process"
+
+
+def try_lock(path: str) -> Optional[int]:
+    """Non-blocking exclusive flock on `path` (created if needed): the fd, or None if held."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
+    return fd
+
+
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def unlock(fd: Optional[int]) -> None:
+    if fd is not None:
+        import fcntl
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def busy_reason(seed_dir: str, seed: int) -> Optional[str]:
+    """Why seed `seed` cannot be launched now (its training or sweep lock is held), else None.
+    The locks are only probed (taken and released at once)."""
+    if not os.path.isdir(seed_dir):
+        return None
+    for name, what in ((SWEEP_LOCK_NAME, "a sweep worker"), (LOCK_NAME, "a training or sweep")):
+        path = os.path.join(seed_dir, name)
+        if not os.path.exists(path):
+            continue
+        fd = try_lock(path)
+        if fd is None:
+            return (f"seed_{seed}: {path} is held by {_lock_holder(path)} ({what} still running there); "
+                    f"not launching it: wait for it or stop it, then rerun")
+        unlock(fd)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# child processes: they die with their parent, and are stopped on SIGINT/SIGTERM
+# --------------------------------------------------------------------------------------------
+def start_child(cmd: list[str], env: "dict | None" = None, **kwargs) -> subprocess.Popen:
+    """A child that gets SIGTERM when this process dies, even by SIGKILL (Linux): it asks for that
+    itself when it imports segnext_jt (environment.child_env); a preexec_fn doing it could deadlock
+    in the fork of this process, whose Jittor threads may hold locks."""
+    return subprocess.Popen(cmd, start_new_session=False, env=child_env(env), **kwargs)
+
+
+def stop_children(procs: list[subprocess.Popen], grace: float = TERM_GRACE_S) -> None:
+    """SIGTERM every running child, SIGKILL those still alive after `grace` seconds."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    for p in live:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,68 +245,128 @@ def evaluate_into(run_dir: str, cfg_path: str, overrides: list[str], checkpoint:
     from segnext_jt.evaluation.run import run_evaluation
     from segnext_jt.io import load_checkpoint
     from segnext_jt.models import build_segmentor
+    install_signal_handlers()  # again: importing Jittor above may have replaced them
     entries, model = [], None
     for eval_seed in eval_seeds:
         for mode in modes:
             path = os.path.join(run_dir, f"eval_{mode}_s{eval_seed}.json")
-            if not os.path.isfile(path):
+            if not os.path.lexists(path):
                 cfg = load_config(cfg_path, overrides + [f"eval.seed={eval_seed}"])
                 if model is None:
                     model = build_segmentor(cfg)
                     load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None)
                 summary = run_evaluation(cfg, checkpoint, ms_flip=(mode == "msflip"), progress=progress, model=model)
-                entry = {"eval_seed": eval_seed, "mode": mode, "mIoU": summary["mIoU"], "aAcc": summary["aAcc"],
-                         "mAcc": summary["mAcc"], "per_class_iou": summary["per_class_iou"],
-                         "seconds": summary["seconds"], "num_images": summary["num_images"]}
+                entry = json_safe({"eval_seed": eval_seed, "mode": mode, "mIoU": summary["mIoU"],
+                                   "aAcc": summary["aAcc"], "mAcc": summary["mAcc"],
+                                   "per_class_iou": summary["per_class_iou"], "seconds": summary["seconds"],
+                                   "num_images": summary["num_images"]})
+                if entry["mIoU"] is None:
+                    raise SweepError(f"{run_dir}: evaluation (eval seed {eval_seed}, {mode}) gave no mIoU "
+                                     f"(no labelled pixels in the validation set?)")
                 write_json_atomic(path, entry)
                 print(f"[{os.path.basename(run_dir)}] eval seed {eval_seed} {mode}: mIoU {entry['mIoU']:.2f}", flush=True)
-            with open(path) as f:
-                entries.append(json.load(f))
+            entry = read_json_file(path, "evaluation entry")
+            if not isinstance(entry, dict) or entry.get("eval_seed") != eval_seed or entry.get("mode") != mode:
+                raise SweepError(f"{path}: not an evaluation entry for eval seed {eval_seed}, mode {mode}; "
+                                 "delete it to redo this evaluation")
+            entries.append(entry)
     return entries
 
 
+def _train_seed(args, seed: int, seed_dir: str) -> None:
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"), args.config, "--work-dir", seed_dir,
+           "--seed", str(seed), "--resume"]
+    if args.cfg_options:
+        cmd += ["--cfg-options", *args.cfg_options]
+    if not args.progress:
+        cmd.append("--no-progress")
+    # Check the training lock first (a training started by hand in this dir): clear message, no launch.
+    fd = try_lock(os.path.join(seed_dir, LOCK_NAME))
+    if fd is None:
+        path = os.path.join(seed_dir, LOCK_NAME)
+        raise SeedBusy(f"seed_{seed}: {path} is held by {_lock_holder(path)} (a training still running "
+                       f"there?); not starting a second one")
+    unlock(fd)
+    print(f"[seed_{seed}] training: {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
+    proc = start_child(cmd)
+    try:
+        rc = proc.wait()
+    except BaseException:
+        stop_children([proc])
+        raise
+    if rc:
+        raise SweepError(f"seed_{seed}: training failed (exit {rc}; see its output above); rerun to resume")
+
+
 def run_one_seed(args, seed: int) -> None:
-    seed_dir = os.path.join(args.work_dir, f"seed_{seed}")
+    seed_dir = check_work_dir(os.path.join(args.work_dir, f"seed_{seed}"), f"seed_{seed} work dir")
     os.makedirs(seed_dir, exist_ok=True)
-    eval_seeds = args.eval_seeds or [seed]
-    from segnext_jt.config import load_config
-    cfg = load_config(args.config, args.cfg_options)
-    final_ckpt = os.path.join(seed_dir, f"iter_{cfg.train.max_iters}.npz")
-    train_result = os.path.join(seed_dir, "train_result.json")
-    if not (os.path.isfile(final_ckpt) and os.path.isfile(train_result)):
-        cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"), args.config, "--work-dir", seed_dir,
-               "--seed", str(seed), "--resume"]
-        if args.cfg_options:
-            cmd += ["--cfg-options", *args.cfg_options]
-        if not args.progress:
-            cmd.append("--no-progress")
-        print(f"[seed_{seed}] training: {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
-        subprocess.run(cmd, check=True)
-    with open(train_result) as f:
-        final_loss = json.load(f).get("final_loss")
-    entries = evaluate_into(seed_dir, args.config, args.cfg_options, final_ckpt, eval_seeds, modes_of(args),
-                            args.progress)
-    write_json_atomic(os.path.join(seed_dir, "result.json"), {
-        "seed": seed, "config": args.config, "checkpoint": os.path.relpath(final_ckpt, args.work_dir),
-        "final_loss": final_loss, "train_log": "log.json", "cfg_options": args.cfg_options, "eval": entries})
+    sweep_fd = try_lock(os.path.join(seed_dir, SWEEP_LOCK_NAME))
+    if sweep_fd is None:
+        path = os.path.join(seed_dir, SWEEP_LOCK_NAME)
+        raise SeedBusy(f"seed_{seed}: {path} is held by {_lock_holder(path)} (another sweep is running this "
+                       f"seed); not running it twice")
+    try:
+        _write_pid(sweep_fd)
+        eval_seeds = args.eval_seeds or [seed]
+        from segnext_jt.config import load_config
+        cfg = load_config(args.config, args.cfg_options)
+        final_ckpt = os.path.join(seed_dir, f"iter_{cfg.train.max_iters}.npz")
+        train_result = os.path.join(seed_dir, "train_result.json")
+        if not (os.path.isfile(final_ckpt) and os.path.isfile(train_result)):
+            _train_seed(args, seed, seed_dir)
+        if not os.path.isfile(final_ckpt):
+            raise SweepError(f"seed_{seed}: training ended without {final_ckpt}")
+        # Bookkeeping (evaluations, result.json) under the seed's training lock: a training started by
+        # hand in this dir, or another sweep, sees it held.
+        lock_fd = try_lock(os.path.join(seed_dir, LOCK_NAME))
+        if lock_fd is None:
+            path = os.path.join(seed_dir, LOCK_NAME)
+            raise SeedBusy(f"seed_{seed}: {path} is held by {_lock_holder(path)}; not evaluating while it runs")
+        try:
+            _write_pid(lock_fd)
+            tr = read_json_file(train_result, "training result")
+            final_loss = tr.get("final_loss") if isinstance(tr, dict) else None
+            entries = evaluate_into(seed_dir, args.config, args.cfg_options, final_ckpt, eval_seeds,
+                                    modes_of(args), args.progress)
+            write_json_atomic(os.path.join(seed_dir, "result.json"), {
+                "seed": seed, "config": args.config, "checkpoint": os.path.relpath(final_ckpt, args.work_dir),
+                "final_loss": final_loss, "train_log": "log.json", "cfg_options": args.cfg_options,
+                "eval": entries})
+        finally:
+            unlock(lock_fd)
+    finally:
+        unlock(sweep_fd)
 
 
 def run_checkpoint_eval(args) -> None:
-    run_dir = os.path.join(args.work_dir, "checkpoint_eval")
+    run_dir = check_work_dir(os.path.join(args.work_dir, "checkpoint_eval"), "checkpoint_eval dir")
     os.makedirs(run_dir, exist_ok=True)
-    entries = evaluate_into(run_dir, args.config, args.cfg_options, args.checkpoint, args.eval_seeds or [0],
-                            modes_of(args), args.progress)
-    write_json_atomic(os.path.join(run_dir, "result.json"), {
-        "seed": None, "config": args.config, "checkpoint": os.path.abspath(args.checkpoint), "final_loss": None,
-        "train_log": None, "cfg_options": args.cfg_options, "eval": entries})
+    fd = try_lock(os.path.join(run_dir, LOCK_NAME))
+    if fd is None:
+        path = os.path.join(run_dir, LOCK_NAME)
+        raise SeedBusy(f"{path} is held by {_lock_holder(path)} (another eval-seed sweep running here?)")
+    try:
+        _write_pid(fd)
+        entries = evaluate_into(run_dir, args.config, args.cfg_options, args.checkpoint, args.eval_seeds or [0],
+                                modes_of(args), args.progress)
+        write_json_atomic(os.path.join(run_dir, "result.json"), {
+            "seed": None, "config": args.config, "checkpoint": os.path.abspath(args.checkpoint),
+            "final_loss": None, "train_log": None, "cfg_options": args.cfg_options, "eval": entries})
+    finally:
+        unlock(fd)
 
 
 def seed_finished(args, seed: int) -> bool:
     path = os.path.join(args.work_dir, f"seed_{seed}", "result.json")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return False
-    with open(path) as f:
-        done = {(e["eval_seed"], e["mode"]) for e in json.load(f).get("eval", [])}
+    obj = read_json_file(path, "seed result")
+    if not isinstance(obj, dict) or not isinstance(obj.get("eval", []), list) \
+            or not all(isinstance(e, dict) for e in obj.get("eval", [])):
+        raise SweepError(f"{path}: not a seed result (expected an object with an 'eval' list); delete it to "
+                         "redo the seed's evaluations")
+    done = {(e.get("eval_seed"), e.get("mode")) for e in obj.get("eval", [])}
     wanted = {(e, m) for e in (args.eval_seeds or [seed]) for m in modes_of(args)}
     return wanted <= done
 
@@ -141,10 +374,14 @@ def seed_finished(args, seed: int) -> bool:
 # --------------------------------------------------------------------------------------------
 # launchers
 # --------------------------------------------------------------------------------------------
-def worker_command(args, seed: Optional[str]) -> list[str]:
-    cmd = [sys.executable, SCRIPT, "--config", args.config, "--work-dir", args.work_dir, "--_one-seed", str(seed)]
+def worker_command(args, seed: Optional[str], absolute: bool = False) -> list[str]:
+    work_dir = os.path.abspath(args.work_dir) if absolute else args.work_dir
+    config = os.path.abspath(args.config) if absolute else args.config
+    cmd = [sys.executable, SCRIPT, "--config", config, "--work-dir", work_dir, "--_one-seed", str(seed)]
     if args.eval_seeds:
         cmd += ["--eval-seeds", ",".join(map(str, args.eval_seeds))]
+    if args.max_seeds != DEFAULT_MAX_SEEDS:
+        cmd += ["--max-seeds", str(args.max_seeds)]
     if args.no_msflip:
         cmd.append("--no-msflip")
     if not args.progress:
@@ -154,45 +391,69 @@ def worker_command(args, seed: Optional[str]) -> list[str]:
     return cmd
 
 
-def launch_local(args, todo: list[int]) -> int:
-    """One seed per GPU (CUDA_VISIBLE_DEVICES) or `--procs` CPU processes at a time."""
+def launch_local(args, todo: list[int], to_files: bool = True) -> int:
+    """One seed per GPU (CUDA_VISIBLE_DEVICES) or `--procs` CPU processes at a time. With
+    to_files=False (sequential, one slot) the worker writes to this terminal."""
     slots = [str(g) for g in args.gpus] if args.gpus else [None] * max(1, args.procs)
     running: dict = {}
     failed = []
     queue = list(todo)
-    while queue or running:
-        for slot in [s for s in range(len(slots)) if s not in running]:
-            if not queue:
-                break
-            seed = queue.pop(0)
-            env = dict(os.environ)
-            if slots[slot] is not None:
-                env["CUDA_VISIBLE_DEVICES"] = slots[slot]
-                env.setdefault("SEGNEXT_DEVICE", "cuda")
-            log = open(os.path.join(args.work_dir, f"seed_{seed}.out"), "a")
-            print(f"[sweep] seed {seed} -> {'GPU ' + slots[slot] if slots[slot] else 'CPU'} "
-                  f"(output: {log.name})", flush=True)
-            proc = subprocess.Popen(worker_command(args, str(seed)), env=env, stdout=log, stderr=subprocess.STDOUT)
-            running[slot] = (seed, proc, log)
-        time.sleep(0.5)
-        for slot, (seed, proc, log) in list(running.items()):
-            if proc.poll() is not None:
-                log.close()
-                del running[slot]
-                status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-                print(f"[sweep] seed {seed} {status}", flush=True)
-                if proc.returncode:
+    try:
+        while queue or running:
+            for slot in [s for s in range(len(slots)) if s not in running]:
+                if not queue:
+                    break
+                seed = queue.pop(0)
+                reason = busy_reason(os.path.join(args.work_dir, f"seed_{seed}"), seed)
+                if reason:
+                    print(f"error: {reason}", file=sys.stderr, flush=True)
                     failed.append(seed)
+                    continue
+                env = dict(os.environ)
+                if slots[slot] is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = slots[slot]
+                    env.setdefault("SEGNEXT_DEVICE", "cuda")
+                log = None
+                if to_files:
+                    log = open(os.path.join(args.work_dir, f"seed_{seed}.out"), "a")
+                    print(f"[sweep] seed {seed} -> {'GPU ' + slots[slot] if slots[slot] else 'CPU'} "
+                          f"(output: {log.name})", flush=True)
+                try:
+                    proc = start_child(worker_command(args, str(seed)), env=env, stdout=log,
+                                       stderr=subprocess.STDOUT if log else None)
+                except BaseException:
+                    if log:
+                        log.close()
+                    raise
+                running[slot] = (seed, proc, log)
+            if running:
+                time.sleep(0.2 if not to_files else 0.5)
+            for slot, (seed, proc, log) in list(running.items()):
+                if proc.poll() is not None:
+                    if log:
+                        log.close()
+                    del running[slot]
+                    status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+                    print(f"[sweep] seed {seed} {status}", flush=True)
+                    if proc.returncode:
+                        failed.append(seed)
+    except BaseException:
+        stop_children([proc for _, proc, _ in running.values()], grace=TERM_GRACE_S + 2)
+        for _, _, log in running.values():
+            if log:
+                log.close()
+        raise
     if failed:
-        print(f"[sweep] failed seeds: {failed}; see DIR/seed_<k>.out, rerun the same command to resume",
-              file=sys.stderr)
+        where = "DIR/seed_<k>.out" if to_files else "the output above"
+        print(f"error: failed seeds: {failed}; see {where}, rerun the same command to resume",
+              file=sys.stderr, flush=True)
     return 1 if failed else 0
 
 
 def write_slurm_script(args, todo: list[int]) -> str:
     path = os.path.join(args.work_dir, "sweep.sbatch")
     seeds = " ".join(map(str, todo))
-    base = " ".join(shlex.quote(c) for c in worker_command(args, "PLACEHOLDER"))
+    base = " ".join(shlex.quote(c) for c in worker_command(args, "PLACEHOLDER", absolute=True))
     base = base.replace("PLACEHOLDER", '"${SEEDS[$SLURM_ARRAY_TASK_ID]}"')
     extra = "".join(f"#SBATCH {a}\n" for a in shlex.split(args.slurm_args or ""))
     text = f"""#!/bin/bash
@@ -204,97 +465,160 @@ def write_slurm_script(args, todo: list[int]) -> str:
 {extra}# One training seed per array task; rerunning resumes unfinished seeds.
 set -euo pipefail
 SEEDS=({seeds})
-cd {shlex.quote(ROOT)}
+# the directory the sweep was planned from: relative paths in --cfg-options stay valid
+cd {shlex.quote(os.getcwd())}
 export SEGNEXT_DEVICE=${{SEGNEXT_DEVICE:-cuda}}
 {base}
 """
-    with open(path, "w") as f:
-        f.write(text)
+    from segnext_jt.cli import atomic_write_text
+    atomic_write_text(path, text)
     return path
+
+
+def _gpu_list(text: str) -> list[int]:
+    try:
+        gpus = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad GPU list {text!r}: use e.g. 0,1,2,3") from None
+    if not gpus or any(g < 0 for g in gpus):
+        raise argparse.ArgumentTypeError(f"bad GPU list {text!r}: use e.g. 0,1,2,3")
+    return gpus
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
     p.add_argument("--work-dir", required=True)
-    p.add_argument("--seeds", type=parse_seed_list, help="training seeds: 0..9 or 0,3,7")
-    p.add_argument("--eval-seeds", type=parse_seed_list,
+    p.add_argument("--seeds", help="training seeds: 0..9 or 0,3,7")
+    p.add_argument("--eval-seeds",
                    help="NMF eval seeds per checkpoint (nested design; default: the training seed)")
+    p.add_argument("--max-seeds", type=_positive_int, default=DEFAULT_MAX_SEEDS,
+                   help=f"refuse --seeds / --eval-seeds lists longer than this (default {DEFAULT_MAX_SEEDS}; "
+                        "a guard against typos such as 0..100000)")
     p.add_argument("--checkpoint", help="sweep eval seeds on this one checkpoint instead of training")
     p.add_argument("--no-msflip", action="store_true", help="single-scale evaluation only")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
-    p.add_argument("--gpus", type=lambda s: [int(x) for x in s.split(",")], help="local: one seed per GPU, e.g. 0,1,2,3")
-    p.add_argument("--procs", type=int, default=1, help="local CPU: seeds run concurrently (default 1)")
+    p.add_argument("--gpus", type=_gpu_list, help="local: one seed per GPU, e.g. 0,1,2,3")
+    p.add_argument("--procs", type=_positive_int, default=1, help="local CPU: seeds run concurrently (default 1)")
     p.add_argument("--submit", action="store_true", help="slurm: also run sbatch on the written script")
     p.add_argument("--slurm-args", help='extra #SBATCH lines, e.g. "--partition=gpu --time=72:00:00"')
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.add_argument("--_one-seed", dest="one_seed", help=argparse.SUPPRESS)
+    p.add_argument("--_one-seed", dest="one_seed", type=int, help=argparse.SUPPRESS)
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from segnext_jt.config import ConfigError, load_config
-    try:
-        load_config(args.config, args.cfg_options)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    os.makedirs(args.work_dir, exist_ok=True)
+def _read_plan(plan_path: str) -> dict:
+    old = read_json_file(plan_path, "sweep plan")
+    if not isinstance(old, dict):
+        raise SweepError(f"{plan_path}: expected a JSON object (the sweep plan)")
+    seeds = old.get("seeds", [])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise SweepError(f"{plan_path}: 'seeds' must be a list of integers")
+    return old
+
+
+def _main(args) -> int:
+    from segnext_jt.config import load_config
+    # Cheap checks first: seed lists, paths, config; nothing is created before they pass.
+    args.seeds = parse_seed_spec(args.seeds).expand(args.max_seeds) if args.seeds is not None else None
+    args.eval_seeds = (parse_seed_spec(args.eval_seeds, "--eval-seeds").expand(args.max_seeds, "--eval-seeds")
+                       if args.eval_seeds is not None else None)
+    check_work_dir(args.work_dir)
+    if args.slurm_args:
+        try:
+            shlex.split(args.slurm_args)
+        except ValueError as exc:
+            raise UsageError(f"--slurm-args {args.slurm_args!r}: {exc}") from None
+    load_config(args.config, args.cfg_options)
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        raise UsageError(f"checkpoint not found: {args.checkpoint}" if not os.path.exists(args.checkpoint)
+                         else f"--checkpoint {args.checkpoint}: not a regular file")
+    if args.submit and args.launcher == "slurm" and not shutil.which("sbatch"):
+        raise UsageError("--submit: sbatch not found on PATH (drop --submit to only write the script)")
     if args.one_seed is not None:
-        run_one_seed(args, int(args.one_seed))
+        os.makedirs(args.work_dir, exist_ok=True)
+        run_one_seed(args, args.one_seed)
         return 0
     if args.checkpoint:
-        if not os.path.isfile(args.checkpoint):
-            print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
-            return 2
         print(f"[sweep] eval-seed sweep of {args.checkpoint}: eval seeds {args.eval_seeds or [0]}, "
-              f"modes {modes_of(args)}")
+              f"modes {modes_of(args)}", flush=True)
         if args.dry_run:
             return 0
+        os.makedirs(args.work_dir, exist_ok=True)
         run_checkpoint_eval(args)
         return 0
     if not args.seeds:
-        print("error: give --seeds (training sweep) or --checkpoint (eval-seed sweep)", file=sys.stderr)
-        return 2
+        raise UsageError("give --seeds (training sweep) or --checkpoint (eval-seed sweep)")
+    for seed in args.seeds:
+        check_work_dir(os.path.join(args.work_dir, f"seed_{seed}"), f"seed_{seed} work dir")
     plan = {"config": args.config, "seeds": args.seeds, "eval_seeds": args.eval_seeds, "modes": modes_of(args),
             "cfg_options": args.cfg_options, "launcher": args.launcher}
     plan_path = os.path.join(args.work_dir, "sweep.json")
-    if os.path.isfile(plan_path):
-        with open(plan_path) as f:
-            old = json.load(f)
+    if os.path.lexists(plan_path):
+        old = _read_plan(plan_path)
         plan["created"] = old.get("created")
         if old.get("config") != plan["config"] or old.get("cfg_options") != plan["cfg_options"]:
-            print(f"error: {args.work_dir} holds a sweep of {old.get('config')} {old.get('cfg_options')}; "
-                  "use another --work-dir", file=sys.stderr)
-            return 2
+            raise UsageError(f"{args.work_dir} holds a sweep of {old.get('config')} {old.get('cfg_options')}; "
+                             "use another --work-dir")
         plan["seeds"] = list(dict.fromkeys(old.get("seeds", []) + args.seeds))
     plan["created"] = plan.get("created") or time.strftime("%Y-%m-%d %H:%M:%S")
     todo = [s for s in args.seeds if not seed_finished(args, s)]
     done = [s for s in args.seeds if s not in todo]
     print(f"[sweep] {args.config}: seeds {args.seeds}, eval seeds {args.eval_seeds or 'same as training'}, "
-          f"modes {modes_of(args)}; finished {done or 'none'}; to run {todo or 'none'}")
+          f"modes {modes_of(args)}; finished {done or 'none'}; to run {todo or 'none'}", flush=True)
     if args.dry_run:
         for seed in todo:
             print("  " + " ".join(shlex.quote(c) for c in worker_command(args, str(seed))))
         return 0
+    os.makedirs(args.work_dir, exist_ok=True)
     write_json_atomic(plan_path, plan)
     if not todo:
         return 0
     if args.launcher == "slurm":
+        busy = [r for r in (busy_reason(os.path.join(args.work_dir, f"seed_{s}"), s) for s in todo) if r]
+        for reason in busy:
+            print(f"error: {reason}", file=sys.stderr, flush=True)
+        if busy:
+            return 1
         script = write_slurm_script(args, todo)
-        print(f"[sweep] wrote {script}")
+        print(f"[sweep] wrote {script}", flush=True)
         if args.submit:
-            return subprocess.run(["sbatch", script]).returncode
+            proc = subprocess.Popen(["sbatch", script])  # the jobs run elsewhere: not tied to this process
+            try:
+                return proc.wait()
+            except BaseException:
+                stop_children([proc])
+                raise
         print(f"[sweep] submit with: sbatch {script}")
         return 0
     if args.gpus or args.procs > 1:
         return launch_local(args, todo)
-    for seed in todo:  # sequential, in this process's terminal
-        subprocess.run(worker_command(args, str(seed)), check=True)
-    return 0
+    return launch_local(args, todo, to_files=False)  # sequential, output in this terminal
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    install_signal_handlers()
+    from segnext_jt.config import ConfigError
+    from segnext_jt.data.ade20k import DataError
+    from segnext_jt.io.errors import CheckpointError
+    worker = args.one_seed is not None
+    return run_tool(lambda: _main(args), usage_errors=(ConfigError, UsageError),
+                    input_errors=(SeedBusy, CheckpointError, DataError),
+                    interrupted_message=("seed stopped" if worker else "running seeds stopped")
+                    + "; rerun the same command to resume")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -133,6 +134,8 @@ class DataConfig:
             raise ConfigError(f"{where}: scale, crop_size and ratio_range need 2 entries each")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ConfigError(f"{where}: mean and std need 3 entries (RGB)")
+        if self.num_workers < 0:
+            raise ConfigError(f"{where}.num_workers must be >= 0, got {self.num_workers}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,6 +205,22 @@ class EvalConfig:
     num_workers: int = 2
     seed: int = 0  # NMF bases seed at test time
 
+    def validate(self, where: str) -> None:
+        for name in ("scale", "slide_crop", "slide_stride"):
+            v = getattr(self, name)
+            if len(v) != 2 or any(x < 1 for x in v):
+                raise ConfigError(f"{where}.{name} needs 2 positive entries, got {v}")
+        if self.size_divisor < 1:
+            raise ConfigError(f"{where}.size_divisor must be >= 1, got {self.size_divisor}")
+        if not self.tta_ratios or any(r <= 0 for r in self.tta_ratios):
+            raise ConfigError(f"{where}.tta_ratios needs at least one positive ratio, got {self.tta_ratios}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ConfigError(f"{where}.num_workers must be >= 0, got {self.num_workers}")
+        if self.seed < 0:
+            raise ConfigError(f"{where}.seed must be >= 0, got {self.seed}")
+
 
 @dataclass
 class Config:
@@ -217,6 +236,7 @@ class Config:
         self.model.validate("model")
         self.data.validate("data")
         self.train.validate("train")
+        self.eval.validate("eval")
         return self
 
     def to_dict(self) -> dict:
@@ -285,7 +305,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: number {value!r} is too large") from None
+        if not math.isfinite(out):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return out
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -317,18 +343,51 @@ def config_from_dict(data: dict, source: str = "<dict>") -> Config:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def _yaml_problem(exc: "yaml.YAMLError") -> str:
+    """One line from a PyYAML error: the problem and where (line/column are 1-based)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
 def parse_overrides(options: list[str]) -> dict:
-    """`key.sub=value` strings (mmseg --cfg-options) -> nested dict; values are parsed as YAML."""
+    """`key.sub=value` strings (mmseg --cfg-options) -> nested dict; values are parsed as YAML.
+
+    Every failure is a one-line ConfigError naming the option: a value that is not YAML, an empty
+    key part, or a sub-key of something an earlier option set to a plain value (`train=1
+    train.max_iters=3`)."""
     out: dict = {}
     for opt in options or []:
-        if "=" not in opt:
+        if not isinstance(opt, str) or "=" not in opt:
             raise ConfigError(f"--cfg-options: expected key=value, got {opt!r}")
         key, raw = opt.split("=", 1)
+        key = key.strip()
+        parts = key.split(".")
+        if not key or any(not p.strip() or p != p.strip() for p in parts):
+            raise ConfigError(f"--cfg-options {opt!r}: bad key {key!r}; expected dotted names such as "
+                              "train.max_iters")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--cfg-options {key}: value {raw!r} is not valid YAML ({_yaml_problem(exc)}); "
+                              f"quote it if it is a string, e.g. {key}='\"...\"'") from None
+        except (RecursionError, MemoryError):
+            raise ConfigError(f"--cfg-options {key}: value is nested too deeply or too large") from None
         node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        for i, part in enumerate(parts[:-1]):
+            if part not in node:
+                node[part] = {}
+            elif not isinstance(node[part], dict):
+                prefix = ".".join(parts[:i + 1])
+                raise ConfigError(f"--cfg-options {key}={raw}: an earlier option set {prefix}={node[part]!r}, "
+                                  f"a plain value, so it has no sub-key {parts[i + 1]!r}")
+            node = node[part]
+        last = parts[-1]
+        if isinstance(node.get(last), dict) and not isinstance(value, dict):
+            raise ConfigError(f"--cfg-options {key}={raw}: replaces the section {key!r} that earlier options set "
+                              f"keys of ({', '.join(sorted(map(str, node[last])))}); give one or the other")
+        node[last] = value
     return out
 
 
@@ -342,15 +401,42 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
+def read_config_text(path: Union[str, Path]) -> str:
+    """The text of a config file, or a one-line ConfigError naming it (missing, a directory,
+    unreadable, not UTF-8)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (expected a YAML config file)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line "
+                          f"{line}); save the config as UTF-8") from None
+
+
 def load_config(path: Union[str, Path], overrides: Optional[list[str]] = None) -> Config:
     """Read a YAML config, apply `key=value` overrides, validate, return a typed Config."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    text = read_config_text(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path}: YAML nested too deeply or too large") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (model, data, train, eval), "
+                          f"got {type(data).__name__}")
+    override_dict = parse_overrides(overrides) if overrides else {}
+    if override_dict:
+        data = _merge(data, override_dict)
     return config_from_dict(data, source=str(path))

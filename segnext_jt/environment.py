@@ -11,7 +11,11 @@ wrong on offline and shared machines:
   turn it off (`use_cutlass=0`) unless its headers are already in Jittor's cache;
 * OpenMP threads (Jittor's kernels, oneDNN) spin-wait at barriers by default. Beside another busy
   process a spinning thread burns the core its partner needs, and a single step slowed down 10x in
-  the demo training; `OMP_WAIT_POLICY=PASSIVE` makes them sleep instead (set only if unset).
+  the demo training; `OMP_WAIT_POLICY=PASSIVE` makes them sleep instead (set only if unset);
+* Jittor compiles its core and extern ops through a forked `multiprocessing.Pool`: forking a process
+  whose threads hold locks deadlocked a sweep worker once, and the pool's atexit clean-up is what
+  hangs after Ctrl-C. `DISABLE_MULTIPROCESSING=1` (set only if unset) compiles serially instead;
+  `make venv` compiles the core once with the pool (`DISABLE_MULTIPROCESSING=0`), where it is safe.
 
 `SEGNEXT_DEVICE=cpu|cuda|auto` (default auto) overrides the device detection.
 
@@ -120,5 +124,6 @@ def prepare_environment() -> str:
             os.environ.setdefault("use_cutlass", "0")  # would download cutlass.zip
     os.environ.setdefault("log_silent", "1")  # Jittor's [i ...] compile chatter
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("DISABLE_MULTIPROCESSING", "1")
     DEVICE = device
     return device

@@ -42,14 +42,22 @@ def _parse_args(argv: "list[str] | None") -> argparse.Namespace:
 
 def main(argv: "list[str] | None" = None) -> int:
     args = _parse_args(argv)
+    from segnext_jt.cli import run_tool
+    from segnext_jt.io.errors import CheckpointNotFoundError
+    return run_tool(lambda: _run(args), usage_errors=(CheckpointNotFoundError,), input_errors=(CheckpointError,),
+                    interrupted_message="nothing written")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from segnext_jt.cli import check_output_file, install_signal_handlers
+    from segnext_jt.io.errors import ensure_file
     if not args.output.endswith(".npz"):
         print(f"error: output {args.output!r} must end with .npz (the only format this tool writes)", file=sys.stderr)
         return 2
-    try:
-        contents = read_checkpoint(args.input)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    check_output_file(args.output, "output")  # before reading a possibly large input
+    ensure_file(args.input)
+    install_signal_handlers()
+    contents = read_checkpoint(args.input)
 
     state_dict = contents.state_dict
     backbone_only = contents.backbone_only or args.backbone_only
@@ -69,9 +77,10 @@ def main(argv: "list[str] | None" = None) -> int:
         "checkpoint_meta": contents.meta,
     }
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         save_npz(args.output, {STATE_DICT_PREFIX + k: v for k, v in state_dict.items()}, meta)
     except (OSError, TypeError, ValueError) as exc:
-        print(f"error: cannot write {args.output}: {exc}", file=sys.stderr)
+        print(f"error: cannot write {args.output}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
 
     total = sum(int(v.size) for v in state_dict.values())

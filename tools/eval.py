@@ -33,35 +33,47 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from segnext_jt.config import ConfigError, load_config
+def _run(args) -> int:
+    from segnext_jt.cli import UsageError, atomic_write_json, check_output_dir, check_output_file
+    from segnext_jt.config import load_config
+    from segnext_jt.io.errors import ensure_file
+    # Everything that can be checked cheaply is checked before the model is built.
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    json_path = check_output_file(args.json, "--json") if args.json else None
+    out_dir = check_output_dir(args.out_dir, "--out-dir") if args.out_dir else None
+    ensure_file(args.checkpoint)
     overrides = list(args.cfg_options)
     for flag, key in ((args.seed, "eval.seed"), (args.batch_size, "eval.batch_size"),
                       (args.workers, "eval.num_workers"), (args.pipeline, "eval.pipeline"), (args.mode, "eval.mode")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
-    try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides)
+
+    from segnext_jt.cli import install_signal_handlers
     from segnext_jt.evaluation.run import run_evaluation
-    from segnext_jt.io.errors import CheckpointError
-    from segnext_jt.data.ade20k import DataError
-    try:
-        summary = run_evaluation(cfg, args.checkpoint, ms_flip=args.ms_flip, out_dir=args.out_dir,
-                                 limit=args.limit, progress=not args.no_progress)
-    except (CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary.pop("table"))
+    install_signal_handlers()  # after Jittor's import (run_evaluation's module imports it)
+    summary = run_evaluation(cfg, args.checkpoint, ms_flip=args.ms_flip, out_dir=out_dir,
+                             limit=args.limit, progress=not args.no_progress)
+    table = summary.pop("table")
+    if json_path:
+        atomic_write_json(json_path, summary)  # whole or absent, never invalid JSON
+    print(table)
     print(json.dumps({k: summary[k] for k in ("mIoU", "mAcc", "aAcc", "ms_flip", "seed", "num_images",
                                               "views_per_image", "seconds")}))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from segnext_jt.cli import run_tool
+    from segnext_jt.config import ConfigError
+    from segnext_jt.data.ade20k import DataError
+    from segnext_jt.data.loader import SampleLoadError
+    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    return run_tool(lambda: _run(args), usage_errors=(ConfigError, CheckpointNotFoundError),
+                    input_errors=(CheckpointError, DataError, SampleLoadError),
+                    interrupted_message="no metrics file written; prediction files written so far are complete")
 
 
 if __name__ == "__main__":

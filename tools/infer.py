@@ -20,39 +20,44 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, help="NMF bases seed (default: eval.seed of the config)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
+    from segnext_jt.cli import run_tool
+    from segnext_jt.config import ConfigError
+    from segnext_jt.data.ade20k import DataError
+    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    return run_tool(lambda: _run(args), usage_errors=(ConfigError, CheckpointNotFoundError),
+                    input_errors=(CheckpointError, DataError),
+                    interrupted_message="files written so far are complete")
 
-    from segnext_jt.config import ConfigError, load_config
-    try:
-        cfg = load_config(args.config, args.cfg_options + ([f"eval.seed={args.seed}"] if args.seed is not None else []))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from segnext_jt.data.ade20k import ADE20K_PALETTE, DataError, RawSample, read_image_bgr
+
+def _run(args) -> int:
+    from segnext_jt.cli import check_output_dir, install_signal_handlers
+    from segnext_jt.config import load_config
+    from segnext_jt.io.errors import ensure_file
+    out_dir = check_output_dir(args.out, "--out")
+    ensure_file(args.checkpoint)
+    cfg = load_config(args.config, args.cfg_options + ([f"eval.seed={args.seed}"] if args.seed is not None else []))
+    from segnext_jt.data.ade20k import ADE20K_PALETTE, RawSample, read_image_bgr
     from segnext_jt.data.demo_mnist import DEMO_PALETTE
     from segnext_jt.evaluation.evaluator import Evaluator
     from segnext_jt.evaluation.visualize import default_palette, save_prediction
     from segnext_jt.io import load_checkpoint
-    from segnext_jt.io.errors import CheckpointError
     from segnext_jt.models import build_segmentor
+    install_signal_handlers()
 
     n_cls = cfg.model.decode_head.num_classes
     palette = {"ade20k": ADE20K_PALETTE, "demo_mnist": DEMO_PALETTE}.get(cfg.data.dataset)
     if palette is None or len(palette) != n_cls:
         palette = default_palette(n_cls)
-    try:
-        model = build_segmentor(cfg)
-        load_checkpoint(model, args.checkpoint, strict=True, logger=lambda *a: None)
-        samples = [RawSample(read_image_bgr(path), None, path) for path in args.images]
-    except (CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    samples = [RawSample(read_image_bgr(path), None, path) for path in args.images]  # before the model
+    model = build_segmentor(cfg)
+    load_checkpoint(model, args.checkpoint, strict=True, logger=lambda *a: None)
     model.eval()
     model.set_nmf_seed(cfg.eval.seed)
     evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, n_cls)
     for sample in samples:
         probs = evaluator.predict_probs([sample], ms_flip=args.ms_flip)[0]
         pred = probs.argmax(axis=0)
-        label_path, overlay_path = save_prediction(args.out, sample.filename, pred, sample.img, palette)
+        label_path, overlay_path = save_prediction(out_dir, sample.filename, pred, sample.img, palette)
         print(f"{sample.filename} -> {label_path}, {overlay_path}")
     return 0
 

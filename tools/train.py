@@ -79,7 +79,13 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
     from segnext_jt.data.loader import SampleLoadError
     from segnext_jt.engine.trainer import TrainingInterrupted
     from segnext_jt.io.errors import CheckpointError
+    from segnext_jt.cli import UsageError, check_work_dir
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
+    try:
+        check_work_dir(work_dir)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)

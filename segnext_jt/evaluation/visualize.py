@@ -30,9 +30,24 @@ def save_prediction(out_dir: str, image_path: str, pred: np.ndarray, img_bgr: np
     stem = os.path.splitext(os.path.basename(image_path))[0]
     label_path = os.path.join(out_dir, stem + ".png")
     overlay_path = os.path.join(out_dir, stem + "_overlay.jpg")
-    Image.fromarray(pred.astype(np.uint8)).save(label_path)
-    Image.fromarray(overlay(img_bgr, pred, palette)).save(overlay_path, quality=92)
+    _save_atomic(Image.fromarray(pred.astype(np.uint8)), label_path, "PNG")
+    _save_atomic(Image.fromarray(overlay(img_bgr, pred, palette)), overlay_path, "JPEG", quality=92)
     return label_path, overlay_path
+
+
+def _save_atomic(image: "Image.Image", path: str, fmt: str, **kwargs) -> None:
+    """Write to a temporary name next to `path`, then rename: an interrupted run never leaves a
+    truncated image (the temporary file is removed)."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        image.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def default_palette(num_classes: int, seed: int = 1) -> list[list[int]]:

@@ -1,0 +1,216 @@
+"""Shared command-line plumbing for tools/*.py and repro/seed_sweep.py (no Jittor import).
+
+* output-path checks done *before* any expensive work: `check_output_file`, `check_output_dir`,
+  `check_work_dir` (raise `UsageError` with one line naming the option and the path);
+* `atomic_write_json` / `json_safe`: never a partial file, never invalid JSON (NaN/inf -> null);
+* `install_signal_handlers` + `run_tool`: SIGINT/SIGTERM unwind the stack (``finally`` blocks
+  run, loaders and children are closed) and the tool ends with one ``error:`` line; the project's
+  error types end as ``error: <message>`` (exit 2 for usage/config/path errors, 1 for bad input
+  content such as a refused checkpoint) instead of a traceback. ``SEGNEXT_DEBUG=1`` re-raises, so
+  the traceback is there when you need it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+__all__ = [
+    "UsageError", "Interrupted", "check_output_file", "check_output_dir", "check_work_dir",
+    "json_safe", "atomic_write_json", "atomic_write_text", "install_signal_handlers", "run_tool",
+    "one_line", "debug_enabled",
+]
+
+
+class UsageError(ValueError):
+    """A command-line argument is unusable (bad output path, too many seeds, ...)."""
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM once `install_signal_handlers` ran.
+
+    A BaseException (like KeyboardInterrupt) so that ``except Exception`` does not swallow it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split("\n")).replace("\r", " ").strip()
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("SEGNEXT_DEBUG", "") not in ("", "0")
+
+
+# --------------------------------------------------------------------------------------------
+# output paths
+# --------------------------------------------------------------------------------------------
+def _check_ancestors(path: str, what: str) -> None:
+    """The nearest existing ancestor of `path` must be a writable directory (so `path`'s missing
+    parents can be created)."""
+    anc = os.path.dirname(path)
+    while anc and not os.path.lexists(anc):
+        parent = os.path.dirname(anc)
+        if parent == anc:
+            break
+        anc = parent
+    if not anc:
+        return
+    if not os.path.isdir(anc):
+        raise UsageError(f"{what} {path}: {anc} is a file, not a directory")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: directory {anc} is not writable")
+
+
+def check_output_file(path: str, what: str = "output") -> str:
+    """Check that `path` can be written as a file (its parent exists or can be created, it is not
+    a directory). Returns the absolute path. Nothing is created."""
+    if not path or not str(path).strip():
+        raise UsageError(f"{what}: empty path")
+    p = os.path.abspath(os.fspath(path))
+    if os.path.isdir(p):
+        raise UsageError(f"{what} {path}: is a directory; expected a file path")
+    if os.path.lexists(p) and not os.path.isfile(p):
+        raise UsageError(f"{what} {path}: exists and is not a regular file")
+    if os.path.isfile(p) and not os.access(p, os.W_OK):
+        raise UsageError(f"{what} {path}: file is not writable")
+    _check_ancestors(p, what)
+    return p
+
+
+def check_output_dir(path: str, what: str = "output directory") -> str:
+    """Check that `path` is a directory or can be created as one. Returns the absolute path."""
+    if not path or not str(path).strip():
+        raise UsageError(f"{what}: empty path")
+    p = os.path.abspath(os.fspath(path))
+    if os.path.lexists(p):
+        if not os.path.isdir(p):
+            raise UsageError(f"{what} {path}: exists and is a file, not a directory")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise UsageError(f"{what} {path}: directory is not writable")
+        return p
+    _check_ancestors(p, what)
+    return p
+
+
+def check_work_dir(path: str, what: str = "--work-dir") -> str:
+    """`check_output_dir` for a training/sweep work dir (call it before building anything)."""
+    return check_output_dir(path, what)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+def json_safe(obj: Any) -> Any:
+    """A copy of `obj` that `json.dumps(..., allow_nan=False)` accepts: NaN/inf -> None, NumPy
+    scalars and arrays -> Python numbers and lists, tuples -> lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) else k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    tolist = getattr(obj, "tolist", None)  # numpy scalar / array
+    if callable(tolist):
+        return json_safe(tolist())
+    return obj
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write `text` to a temporary file next to `path`, fsync, then rename over `path`; the
+    temporary file is removed on any failure or interruption, so `path` is whole or untouched."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_json(path: str, data: Any, indent: Optional[int] = 1) -> None:
+    atomic_write_text(path, json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# signals and the top level
+# --------------------------------------------------------------------------------------------
+_interrupted: list[int] = []
+
+
+def install_signal_handlers(signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
+    """Make SIGINT/SIGTERM raise `Interrupted` in the main thread (once: a second signal during the
+    clean-up is ignored, the clean-up itself is bounded). Call after importing Jittor."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        if _interrupted:
+            return
+        _interrupted.append(signum)
+        raise Interrupted(signum)
+
+    for sig in signals:
+        signal.signal(sig, handler)
+
+
+def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_errors: Sequence[type] = (),
+             interrupted_message: str = "") -> int:
+    """Run `fn()`; turn the expected error types into one ``error:`` line on stderr.
+
+    usage_errors (plus ValueError, OSError, UsageError) -> exit 2; input_errors (e.g. a refused
+    checkpoint, an unreadable image) -> exit 1; SIGINT/SIGTERM -> exit 128 + signal number."""
+    try:
+        return fn()
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if debug_enabled():
+            raise
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        extra = f"; {interrupted_message}" if interrupted_message else ""
+        print(f"error: interrupted by {name}{extra}", file=sys.stderr, flush=True)
+        code = 128 + int(signum)
+        if "jittor" in sys.modules:
+            # Jittor's atexit hook can hang for minutes after a run interrupted mid-work; everything of
+            # ours is settled (the stack unwound: loaders and children closed, outputs atomic), so leave.
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 - a closed pipe must not stop the exit
+                    pass
+            os._exit(code)
+        return code
+    except tuple(usage_errors) as exc:
+        return _report(exc, 2)
+    except tuple(input_errors) as exc:
+        return _report(exc, 1)
+    except (UsageError, ValueError, OSError) as exc:
+        return _report(exc, 2)
+
+
+def _report(exc: BaseException, code: int) -> int:
+    if debug_enabled():
+        raise exc
+    msg = one_line(exc)
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
+        msg = f"{exc.filename}: {msg}"
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    return code
