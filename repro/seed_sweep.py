@@ -34,8 +34,9 @@ sys.path.insert(0, ROOT)
 SCRIPT = os.path.abspath(__file__)
 
 from segnext_jt.environment import child_env  # noqa: E402
-from segnext_jt.cli import (UsageError, atomic_write_json, check_work_dir,  # noqa: E402
-                            install_signal_handlers, json_safe, run_tool)
+from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
+                            install_signal_handlers, run_tool)
+from segnext_jt.io.files import json_safe, write_json_atomic, write_text_atomic  # noqa: E402
 
 MAX_SEED = 2 ** 31 - 1  # seeds go to Jittor's C++ RNG (and NumPy's 32-bit seeding)
 DEFAULT_MAX_SEEDS = 1000
@@ -117,10 +118,6 @@ def parse_seed_list(text: str, max_seeds: int = DEFAULT_MAX_SEEDS) -> list[int]:
         return parse_seed_spec(text).expand(max_seeds)
     except UsageError as exc:  # argparse-type compatible
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def write_json_atomic(path: str, data) -> None:
-    atomic_write_json(path, data)  # NaN -> null, never a partial file
 
 
 def read_json_file(path: str, what: str = "file"):
@@ -470,8 +467,7 @@ cd {shlex.quote(os.getcwd())}
 export SEGNEXT_DEVICE=${{SEGNEXT_DEVICE:-cuda}}
 {base}
 """
-    from segnext_jt.cli import atomic_write_text
-    atomic_write_text(path, text)
+    write_text_atomic(path, text)
     return path
 
 

@@ -2,7 +2,6 @@
 
 * output-path checks done *before* any expensive work: `check_output_file`, `check_output_dir`,
   `check_work_dir` (raise `UsageError` with one line naming the option and the path);
-* `atomic_write_json` / `json_safe`: never a partial file, never invalid JSON (NaN/inf -> null);
 * `install_signal_handlers` + `run_tool`: SIGINT/SIGTERM unwind the stack (``finally`` blocks
   run, loaders and children are closed) and the tool ends with one ``error:`` line; the project's
   error types end as ``error: <message>`` (exit 2 for usage/config/path errors, 1 for bad input
@@ -11,17 +10,14 @@
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import signal
 import sys
-import tempfile
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Sequence
 
 __all__ = [
     "UsageError", "Interrupted", "check_output_file", "check_output_dir", "check_work_dir",
-    "json_safe", "atomic_write_json", "atomic_write_text", "install_signal_handlers", "run_tool",
+    "install_signal_handlers", "run_tool",
     "one_line", "debug_enabled",
 ]
 
@@ -102,51 +98,6 @@ def check_output_dir(path: str, what: str = "output directory") -> str:
 def check_work_dir(path: str, what: str = "--work-dir") -> str:
     """`check_output_dir` for a training/sweep work dir (call it before building anything)."""
     return check_output_dir(path, what)
-
-
-# --------------------------------------------------------------------------------------------
-# JSON
-# --------------------------------------------------------------------------------------------
-def json_safe(obj: Any) -> Any:
-    """A copy of `obj` that `json.dumps(..., allow_nan=False)` accepts: NaN/inf -> None, NumPy
-    scalars and arrays -> Python numbers and lists, tuples -> lists."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, (str, int, float, bool)) else k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    tolist = getattr(obj, "tolist", None)  # numpy scalar / array
-    if callable(tolist):
-        return json_safe(tolist())
-    return obj
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write `text` to a temporary file next to `path`, fsync, then rename over `path`; the
-    temporary file is removed on any failure or interruption, so `path` is whole or untouched."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_json(path: str, data: Any, indent: Optional[int] = 1) -> None:
-    atomic_write_text(path, json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

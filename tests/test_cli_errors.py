@@ -161,8 +161,8 @@ def test_config_errors_in_process(tmp_path):
 
 
 def test_output_path_checks_and_atomic_json(tmp_path):
-    from segnext_jt.cli import (UsageError, atomic_write_json, check_output_dir, check_output_file,
-                                check_work_dir)
+    from segnext_jt.cli import UsageError, check_output_dir, check_output_file, check_work_dir
+    from segnext_jt.io.files import write_json_atomic
     assert check_output_file(str(tmp_path / "new" / "deeper" / "m.json")).endswith("m.json")  # creatable
     (tmp_path / "f").write_text("x")
     with pytest.raises(UsageError, match="is a file"):
@@ -174,7 +174,7 @@ def test_output_path_checks_and_atomic_json(tmp_path):
     with pytest.raises(UsageError, match="is a file"):
         check_output_dir(str(tmp_path / "f" / "a" / "b"), "--out-dir")
     out = tmp_path / "sub" / "r.json"
-    atomic_write_json(str(out), {"a": float("nan"), "b": [1.0, float("inf")], "c": (1, 2)})
+    write_json_atomic(str(out), {"a": float("nan"), "b": [1.0, float("inf")], "c": (1, 2)})
     assert json.loads(out.read_text()) == {"a": None, "b": [1.0, None], "c": [1, 2]}
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 

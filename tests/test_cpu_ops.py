@@ -59,11 +59,13 @@ def test_fused_bias_depthwise_gelu_matches_the_unfused_ops():
 
 def test_conv1x1_and_bmm_match_jittor():
     x, w, b = _var(1, 6, 7, 9), _var(5, 6, 1, 1), _var(5)
-    got = _grads(cpu_ops.conv1x1, [x, w, b])
-    ref = _grads(lambda x, w, b: nn.conv2d(x, w, b), [x, w, b])
-    for g, r in zip(got, ref):
-        _close(g, r)
-    assert cpu_ops.conv1x1(_var(2, 6, 3, 3), w, b) is None  # batches stay on mkl_conv
+    for batch in (1, 2):
+        xb = _var(batch, 6, 7, 9)
+        got = _grads(lambda x, w, b: cpu_ops.conv1x1(x, w, b, batched=True), [xb, w, b])
+        ref = _grads(lambda x, w, b: nn.conv2d(x, w, b), [xb, w, b])
+        for g, r in zip(got, ref):
+            _close(g, r)
+    assert cpu_ops.conv1x1(_var(2, 6, 3, 3), w, b, batched=False) is None  # training batches: mkl_conv
     a, m = _var(2, 8, 5), _var(2, 8, 3)
     for ta, tb, a_, m_ in [(True, False, a, m), (False, True, a.transpose([0, 2, 1]), m.transpose([0, 2, 1]))]:
         got = _grads(lambda p, q: cpu_ops.bmm(p, q, ta, tb), [a_, m_])

@@ -34,7 +34,8 @@ def parse_args(argv=None):
 
 
 def _run(args) -> int:
-    from segnext_jt.cli import UsageError, atomic_write_json, check_output_dir, check_output_file
+    from segnext_jt.cli import UsageError, check_output_dir, check_output_file
+    from segnext_jt.io.files import write_json_atomic
     from segnext_jt.config import load_config
     from segnext_jt.io.errors import ensure_file
     # Everything that can be checked cheaply is checked before the model is built.
@@ -57,7 +58,7 @@ def _run(args) -> int:
                              limit=args.limit, progress=not args.no_progress)
     table = summary.pop("table")
     if json_path:
-        atomic_write_json(json_path, summary)  # whole or absent, never invalid JSON
+        write_json_atomic(json_path, summary)  # whole or absent, never invalid JSON
     print(table)
     print(json.dumps({k: summary[k] for k in ("mIoU", "mAcc", "aAcc", "ms_flip", "seed", "num_images",
                                               "views_per_image", "seconds")}))

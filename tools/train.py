@@ -101,7 +101,7 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
 
 
 def _write_result(args, trainer, result, work_dir) -> None:
-    from segnext_jt.engine.logger import dumps_strict, write_json_atomic
+    from segnext_jt.io.files import dumps_strict, write_json_atomic
     from segnext_jt.engine.trainer import critical_section
     if trainer.rank == 0:
         from segnext_jt.evaluation.run import majority_baseline

@@ -14,8 +14,9 @@ import json
 import math
 import os
 import sys
-import tempfile
 from typing import Any, Callable, Optional
+
+from ..io.files import dumps_strict, write_text_atomic
 
 
 def round_floats(value: Any) -> Any:
@@ -32,47 +33,6 @@ def round_floats(value: Any) -> Any:
     if callable(tolist):
         return round_floats(tolist())
     return value
-
-
-def json_safe(value: Any) -> Any:
-    """A copy of `value` that json.dumps(..., allow_nan=False) accepts: NaN/inf -> None (no rounding)."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return json_safe(tolist())
-    return value
-
-
-def dumps_strict(value: Any, **kw) -> str:
-    """json.dumps that never writes NaN/Infinity (they become null)."""
-    return json.dumps(json_safe(value), allow_nan=False, **kw)
-
-
-def write_json_atomic(path: str, value: Any, indent: Optional[int] = 1) -> None:
-    """Strict JSON written to a temporary file next to `path`, fsync'ed and renamed over it: readers
-    see the old file or the complete new one; the temporary file is removed on any failure."""
-    directory = os.path.dirname(os.path.abspath(path))
-    text = dumps_strict(value, indent=indent) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _warn_stderr(msg: str) -> None:
@@ -121,19 +81,7 @@ class JsonLogWriter:
         self._rewrite(kept)
 
     def _rewrite(self, lines: list[str]) -> None:
-        tmp = self.path + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                f.write("".join(line + "\n" for line in lines))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text_atomic(self.path, "".join(line + "\n" for line in lines))
 
     def write(self, record: dict) -> None:
         line = json.dumps(round_floats(record), allow_nan=False) + "\n"

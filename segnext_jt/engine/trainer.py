@@ -42,13 +42,14 @@ from ..evaluation.run import run_evaluation
 from ..io import load_checkpoint, load_npz, save_npz
 from ..models import KEY_TRAIN, build_segmentor
 from ..models.layers import set_dropout_rng
-from .logger import JsonLogWriter, json_safe
+from ..io.files import json_safe
+from .logger import JsonLogWriter
 from .optim import AdamW, build_param_groups, lr_at
 
 CKPT_PATTERN = re.compile(r"iter_(\d+)\.npz$")
-# Leftovers of interrupted atomic writes: save_npz's mkstemp names (".iter_<N>.npz.<random>.tmp"),
-# JsonLogWriter's "log.json.tmp" and write_json_atomic's ".<name>.<random>.tmp".
-STALE_TMP_PATTERNS = (".iter_*.npz.*.tmp", "log.json.tmp", ".train_result.json.*.tmp")
+# Leftovers of interrupted atomic writes (io.files.atomic_file names them ".<name>.<random>.tmp");
+# "log.json.tmp" is what earlier versions of the log writer left.
+STALE_TMP_PATTERNS = (".iter_*.npz.*.tmp", ".log.json.*.tmp", "log.json.tmp", ".train_result.json.*.tmp")
 LOCK_NAME = ".lock"
 
 

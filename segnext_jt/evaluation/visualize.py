@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from ..io.files import atomic_file
+
 
 def colorize(pred: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """(H, W) class ids -> (H, W, 3) RGB uint8; ids outside the palette (e.g. 255) are black."""
@@ -36,18 +38,9 @@ def save_prediction(out_dir: str, image_path: str, pred: np.ndarray, img_bgr: np
 
 
 def _save_atomic(image: "Image.Image", path: str, fmt: str, **kwargs) -> None:
-    """Write to a temporary name next to `path`, then rename: an interrupted run never leaves a
-    truncated image (the temporary file is removed)."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        image.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """An interrupted run never leaves a truncated image (see io.files.atomic_file)."""
+    with atomic_file(path, "wb") as f:
+        image.save(f, format=fmt, **kwargs)
 
 
 def default_palette(num_classes: int, seed: int = 1) -> list[list[int]]:

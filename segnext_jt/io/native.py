@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from .files import atomic_file
 from .errors import CheckpointFormatError, ensure_file, names_file
 from .limits import MAX_ELEMENTS, MAX_JSON_BYTES, ZipGuard, printable, short_repr, to_jsonable
 
@@ -99,24 +99,13 @@ def save_npz(
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{target}: directory {directory} does not exist")
 
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-            with zipfile.ZipFile(f, mode="w", compression=compression, allowZip64=True) as zf:
-                for key, value in [(META_KEY, meta_array), *checked.items()]:
-                    # force_zip64: the member size is unknown when streaming, and may exceed 2 GiB.
-                    with zf.open(key + _NPY_SUFFIX, mode="w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, value, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(target, "wb") as f:
+        compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        with zipfile.ZipFile(f, mode="w", compression=compression, allowZip64=True) as zf:
+            for key, value in [(META_KEY, meta_array), *checked.items()]:
+                # force_zip64: the member size is unknown when streaming, and may exceed 2 GiB.
+                with zf.open(key + _NPY_SUFFIX, mode="w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, value, allow_pickle=False)
     _fsync_directory(directory)
 
 

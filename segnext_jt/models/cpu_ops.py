@@ -23,7 +23,7 @@ e.g. to compare speed; the parity tests run both.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -87,30 +87,45 @@ def bmm(a: jt.Var, b: jt.Var, trans_a: bool = False, trans_b: bool = False) -> j
 
 
 class _Conv1x1(jt.Function):
-    """1x1 convolution of one image as sgemms: y = W @ x + b with x viewed as (Cin, H*W)."""
+    """1x1 convolution as one sgemm per image: y[n] = W @ x[n] + b with x[n] viewed as (Cin, H*W)."""
 
     def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> jt.Var:
-        _, c, h, w = x.shape
-        w2, x2 = weight.reshape([weight.shape[0], c]), x.reshape([c, h * w])
-        self.saved = (x2, w2, x.shape, bias is not None)
-        y = _sgemm(w2, x2, False, False)
-        y = y if bias is None else y + bias.reshape([-1, 1])
-        return y.reshape([1, w2.shape[0], h, w])
+        n, c, h, w = x.shape
+        w2 = weight.reshape([weight.shape[0], c])
+        self.saved = (x, w2, bias is not None)
+        outs = [_sgemm(w2, self._image(x, i), False, False) for i in range(n)]
+        if bias is not None:
+            outs = [y + bias.reshape([-1, 1]) for y in outs]
+        return _stack(outs).reshape([n, w2.shape[0], h, w])
+
+    @staticmethod
+    def _image(v: jt.Var, i: int) -> jt.Var:
+        n, c = v.shape[0], v.shape[1]
+        return (v if n == 1 else v[i]).reshape([c, v.numel() // (n * c)])
 
     def grad(self, g: jt.Var):
-        x2, w2, x_shape, has_bias = self.saved
-        g2 = g.reshape([w2.shape[0], x2.shape[1]])
-        grad_x = _sgemm(w2, g2, True, False).reshape(x_shape)
-        grad_w = _sgemm(g2, x2, False, True).reshape([w2.shape[0], w2.shape[1], 1, 1])
-        return grad_x, grad_w, g2.sum(1) if has_bias else None
+        x, w2, has_bias = self.saved
+        n = x.shape[0]
+        grad_x = _stack([_sgemm(w2, self._image(g, i), True, False) for i in range(n)]).reshape(x.shape)
+        grad_w = None
+        for i in range(n):
+            gw = _sgemm(self._image(g, i), self._image(x, i), False, True)
+            grad_w = gw if grad_w is None else grad_w + gw
+        grad_b = g.sum([0, 2, 3]) if has_bias else None
+        return grad_x, grad_w.reshape([w2.shape[0], w2.shape[1], 1, 1]), grad_b
 
 
-def conv1x1(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var]) -> Optional[jt.Var]:
-    """The 1x1 stride-1 convolution of one image with sgemm, or None where the native path does not
-    apply. Batches of several images stay on mkl_conv: per-image slices and a stack cost more time
-    and memory than they save (SegNeXt-L forward+backward at batch 2: 14.8 s and 10.3 GB peak RSS
-    against 9.6 s and 9.2 GB)."""
-    if not (_use_native(x, weight) and _have_sgemm() and x.shape[0] == 1):
+def _stack(per_image: list) -> jt.Var:
+    return per_image[0].unsqueeze(0) if len(per_image) == 1 else jt.stack(per_image, 0)
+
+
+def conv1x1(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], batched: bool) -> Optional[jt.Var]:
+    """The 1x1 stride-1 convolution with one sgemm per image, or None where the native path does not
+    apply. With `batched=False` a batch of several images is left to mkl_conv: in training, slicing
+    and stacking the images cost more time and memory than they save (SegNeXt-L forward+backward at
+    batch 2: 14.8 s and 10.3 GB peak RSS against 9.6 s and 9.2 GB). Inference passes True, so an
+    image's logits do not depend on the rest of its batch (bit-identical, tests/test_model_api.py)."""
+    if not (_use_native(x, weight) and _have_sgemm() and (batched or x.shape[0] == 1)):
         return None
     return _Conv1x1.apply(x, weight, bias)
 

@@ -40,10 +40,15 @@ class NMFBasesSampler:
         self.seed = int(seed)
         self.calls = 0
 
+    def next_adhoc_keys(self, batch: int) -> list[NMFKey]:
+        """The keys of the next unkeyed call: (KEY_ADHOC, call, index in the batch)."""
+        keys = [(KEY_ADHOC, self.calls, i) for i in range(batch)]
+        self.calls += 1
+        return keys
+
     def draw(self, keys: Optional[Sequence[NMFKey]], batch: int, d: int, r: int) -> np.ndarray:
         if keys is None:
-            keys = [(KEY_ADHOC, self.calls, i) for i in range(batch)]
-            self.calls += 1
+            keys = self.next_adhoc_keys(batch)
         if len(keys) != batch:
             raise ValueError(f"NMF: got {len(keys)} bases keys for a batch of {batch}")
         out = np.empty((batch, d, r), dtype=np.float32)

@@ -40,6 +40,8 @@ class Conv2d(nn.Module):
         self.bias = jt.zeros([out_channels], "float32") if bias else None
         # shapes with a native CPU kernel (cpu_ops): all of MSCAN's depthwise and 1x1 convolutions
         self._depthwise = groups == in_channels == out_channels and groups > 1
+        self._cpu_loop_kernel = (self._depthwise and self.stride == (1, 1)
+                                 and 0 <= self.padding[0] < kh and 0 <= self.padding[1] < kw)
         self._pointwise = (kh, kw) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and groups == 1
 
     def execute(self, x: jt.Var) -> jt.Var:
@@ -52,10 +54,10 @@ class Conv2d(nn.Module):
             y = DepthwiseConv(self.stride, self.padding, (1, 1))(x, weight)
             return y if bias is None else y + bias.broadcast(y.shape, [0, 2, 3])
         y = None
-        if self._depthwise and self.stride == (1, 1):
+        if self._cpu_loop_kernel:
             y = cpu_ops.depthwise_conv(x, weight, bias, self.padding)
         elif self._pointwise:
-            y = cpu_ops.conv1x1(x, weight, bias)
+            y = cpu_ops.conv1x1(x, weight, bias, batched=not self.training)
         if y is None:  # CUDA, other dtypes, SEGNEXT_CPU_KERNELS=jittor
             y = nn.conv2d(x, weight, bias, self.stride, self.padding, 1, self.groups)
         return y

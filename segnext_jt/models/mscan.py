@@ -31,7 +31,7 @@ class Mlp(nn.Module):
         """Eval: out_scale * Mlp(x * in_scale + in_shift), the affine maps folded into fc1 / fc2."""
         w1, b1 = self.fc1.fold(in_scale, in_shift)
         dw = self.dwconv
-        hidden = cpu_ops.conv1x1(x, w1, None) if jt.flags.no_grad else None
+        hidden = cpu_ops.conv1x1(x, w1, None, batched=True) if jt.flags.no_grad else None
         if hidden is not None:  # fc1's bias, the depthwise conv and GELU in one CPU pass
             hidden = cpu_ops.depthwise_conv_gelu(hidden, b1, dw.weight, dw.bias, dw.padding)
         if hidden is None:

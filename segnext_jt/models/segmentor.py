@@ -72,9 +72,20 @@ class EncoderDecoder(nn.Module):
 
     def encode_decode(self, img: jt.Var, nmf_keys: Optional[Sequence[NMFKey]] = None,
                       nmf_bases=None) -> jt.Var:
-        """Logits resized (bilinear, align_corners=False) to the input size."""
-        logits = self.decode_head(self.extract_feat(img), nmf_keys, nmf_bases)
-        return resize_bilinear(logits, img.shape[2:])
+        """Logits resized (bilinear, align_corners=False) to the input size.
+
+        In inference every image of a batch runs alone: oneDNN and Jittor pick kernels and
+        reduction orders by shape, batch size included, and an image's logits must not depend on
+        what else is in its batch (bit-identical, tests/test_model_api.py)."""
+        batch = img.shape[0]
+        if self.training or batch == 1:
+            logits = self.decode_head(self.extract_feat(img), nmf_keys, nmf_bases)
+            return resize_bilinear(logits, img.shape[2:])
+        if nmf_keys is None and nmf_bases is None and self.decode_head.nmf.rand_init:
+            nmf_keys = self.decode_head.nmf.sampler.next_adhoc_keys(batch)  # as one batched call
+        return jt.concat([self.encode_decode(img[i:i + 1], None if nmf_keys is None else [nmf_keys[i]],
+                                             None if nmf_bases is None else nmf_bases[i:i + 1])
+                          for i in range(batch)], dim=0)
 
     def execute(self, img: jt.Var, nmf_keys=None, nmf_bases=None) -> jt.Var:
         return self.encode_decode(img, nmf_keys, nmf_bases)

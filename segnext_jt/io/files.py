@@ -1,0 +1,69 @@
+"""Whole-or-nothing file writes and strict JSON, shared by every writer in the project (checkpoints,
+logs, results, metrics, prediction images).
+
+A file is written to a temporary name next to its target (`.<name>.<random>.tmp`, the pattern the
+trainer cleans up after a kill), fsync'ed and renamed over the target: readers see the old file or
+the complete new one, and the temporary file is removed on any failure or interrupt. JSON is strict:
+NaN/inf become null, NumPy values plain numbers, so no reader chokes on `NaN`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from typing import IO, Any, Iterator, Optional
+
+
+@contextlib.contextmanager
+def atomic_file(path: "str | os.PathLike[str]", mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file next to `path` for writing; on success it replaces `path`. The parent
+    directory must exist."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
+    """`text` to `path` whole or not at all; a missing parent directory is created."""
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    with atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy of `obj` that `json.dumps(..., allow_nan=False)` accepts: NaN/inf -> None, NumPy
+    scalars and arrays -> Python numbers and lists, tuples -> lists, odd keys -> strings."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        return {k if isinstance(k, (str, int, float, bool)) else str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    tolist = getattr(obj, "tolist", None)  # numpy scalar / array
+    if callable(tolist):
+        return json_safe(tolist())
+    return obj
+
+
+def dumps_strict(value: Any, **kw) -> str:
+    """json.dumps that never writes NaN/Infinity (they become null)."""
+    return json.dumps(json_safe(value), allow_nan=False, **kw)
+
+
+def write_json_atomic(path: "str | os.PathLike[str]", value: Any, indent: Optional[int] = 1) -> None:
+    """Strict JSON to `path`, whole or not at all; a missing parent directory is created."""
+    write_text_atomic(path, dumps_strict(value, indent=indent) + "\n")
