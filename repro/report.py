@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from repro import plots, power, stats  # noqa: E402
 from repro.logs import LogParseError, TrainingLog, binned_mean, parse_log  # noqa: E402
+from segnext_jt.io.files import read_json  # noqa: E402
 
 RESULT_SCHEMA = """\
 {
@@ -144,23 +145,7 @@ def _opt_str(obj: dict[str, Any], key: str, where: str) -> Optional[str]:
 
 
 def _read_json(path: Path) -> Any:
-    if path.exists() and not path.is_file():
-        raise ReportInputError(f"{path}: not a regular file (a directory?); expected a JSON file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReportInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReportInputError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                               f"{exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportInputError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
-    except RecursionError:
-        raise ReportInputError(f"{path}: JSON nested too deeply") from None
+    return read_json(path, ReportInputError)
 
 
 def load_result(path: Path, expect_seed: Optional[int], allow_null_seed: bool = False) -> RunResult:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import re
 import shlex
@@ -36,7 +35,7 @@ SCRIPT = os.path.abspath(__file__)
 from segnext_jt.environment import child_env  # noqa: E402
 from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
                             install_signal_handlers, run_tool)
-from segnext_jt.io.files import json_safe, write_json_atomic, write_text_atomic  # noqa: E402
+from segnext_jt.io.files import json_safe, read_json, write_json_atomic, write_text_atomic  # noqa: E402
 
 MAX_SEED = 2 ** 31 - 1  # seeds go to Jittor's C++ RNG (and NumPy's 32-bit seeding)
 DEFAULT_MAX_SEEDS = 1000
@@ -122,25 +121,8 @@ def parse_seed_list(text: str, max_seeds: int = DEFAULT_MAX_SEEDS) -> list[int]:
 
 def read_json_file(path: str, what: str = "file"):
     """JSON from `path` or a one-line SweepError naming it (a directory, not UTF-8, invalid)."""
-    if os.path.lexists(path) and not os.path.isfile(path):
-        raise SweepError(f"{path}: not a regular file (a directory?); expected a JSON {what}; remove it")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise SweepError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SweepError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                         f"delete it to redo this step") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SweepError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}); delete it to redo this step") \
-            from None
-    except RecursionError:
-        raise SweepError(f"{path}: JSON nested too deeply") from None
+    hint = "; remove it" if os.path.isdir(path) else "; delete it to redo this step"
+    return read_json(path, SweepError, what, hint)
 
 
 def modes_of(args) -> list[str]:

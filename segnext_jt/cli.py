@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 __all__ = [
     "UsageError", "Interrupted", "check_output_file", "check_output_dir", "check_work_dir",
-    "install_signal_handlers", "run_tool",
+    "install_signal_handlers", "run_tool", "leave_now",
     "one_line", "debug_enabled",
 ]
 
@@ -123,6 +123,19 @@ def install_signal_handlers(signals: Iterable[int] = (signal.SIGINT, signal.SIGT
         signal.signal(sig, handler)
 
 
+def leave_now(code: int) -> None:
+    """End the process after an interrupt without running atexit handlers: Jittor's hook
+    (jittor_exit -> core.cleanup()) has hung for minutes after a run interrupted mid-work. Call it
+    only when everything of ours is settled (stack unwound: loaders and children closed, outputs
+    written atomically; a work-dir lock is released by the kernel)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe must not stop the exit
+            pass
+    os._exit(code)
+
+
 def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_errors: Sequence[type] = (),
              interrupted_message: str = "") -> int:
     """Run `fn()`; turn the expected error types into one ``error:`` line on stderr.
@@ -140,14 +153,7 @@ def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_err
         print(f"error: interrupted by {name}{extra}", file=sys.stderr, flush=True)
         code = 128 + int(signum)
         if "jittor" in sys.modules:
-            # Jittor's atexit hook can hang for minutes after a run interrupted mid-work; everything of
-            # ours is settled (the stack unwound: loaders and children closed, outputs atomic), so leave.
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001 - a closed pipe must not stop the exit
-                    pass
-            os._exit(code)
+            leave_now(code)
         return code
     except tuple(usage_errors) as exc:
         return _report(exc, 2)

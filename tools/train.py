@@ -10,6 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segnext_jt.cli import leave_now  # noqa: E402  (light: does not import Jittor)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -26,23 +28,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _leave_now(code: int) -> None:
-    """End the process after an interrupt without running atexit handlers.
-
-    Jittor registers an atexit hook (jittor_exit -> core.cleanup()) that, after a run interrupted
-    in the middle of its work, waits on Jittor's internal thread pool and graph state and has been
-    seen to hang for more than 3 minutes. Everything of ours is settled before we get here:
-    checkpoints and log lines are written (atomically; writes defer the signal until complete), the
-    data workers are stopped, and the work-dir lock is released by the kernel when the process
-    ends. So flush our output and leave with os._exit, skipping that hook."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a closed pipe must not stop the exit
-            pass
-    os._exit(code)
-
-
 def main(argv=None, _exit_on_interrupt: bool = False) -> int:
     args = parse_args(argv)
     try:
@@ -52,7 +37,7 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
     except KeyboardInterrupt:
         print("interrupted by SIGINT during start-up; nothing was written", file=sys.stderr, flush=True)
         if _exit_on_interrupt:
-            _leave_now(130)
+            leave_now(130)
         return 130
     restore_signals = install_interrupt_handlers()  # SIGINT and SIGTERM -> TrainingInterrupted
     try:
@@ -63,7 +48,7 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
             exc = TrainingInterrupted(getattr(exc, "signum", 2))
         print(str(exc), file=sys.stderr, flush=True)
         if _exit_on_interrupt:
-            _leave_now(exc.exit_code)
+            leave_now(exc.exit_code)
         return exc.exit_code
     finally:
         restore_signals()

@@ -67,3 +67,27 @@ def dumps_strict(value: Any, **kw) -> str:
 def write_json_atomic(path: "str | os.PathLike[str]", value: Any, indent: Optional[int] = 1) -> None:
     """Strict JSON to `path`, whole or not at all; a missing parent directory is created."""
     write_text_atomic(path, dumps_strict(value, indent=indent) + "\n")
+
+
+def read_json(path: "str | os.PathLike[str]", error: type = ValueError, what: str = "file",
+              hint: str = "") -> Any:
+    """JSON from `path`, or `error` with one line naming it: a directory, unreadable, not UTF-8,
+    invalid or too deeply nested JSON. `hint` is appended (e.g. what the user can do about it)."""
+    path = os.fspath(path)
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise error(f"{path}: not a regular file (a directory?); expected a JSON {what}{hint}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}){hint}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}){hint}") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply{hint}") from None
