@@ -27,11 +27,8 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
-for _p in (str(REPO_ROOT), str(TESTS_DIR)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-import _torch_writer as tw  # noqa: E402
+import _torch_writer as tw  # noqa: E402  (tests/ is on sys.path: pytest puts the conftest dir there)
 
 from segnext_jt.io import (  # noqa: E402
     CheckpointError,
