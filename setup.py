@@ -6,7 +6,7 @@ setup(
     description="SegNeXt (MSCAN + LightHamHead) in Jittor, faithful to mmsegmentation, with a seed-spread "
                 "reproducibility harness",
     packages=find_packages(include=["segnext_jt", "segnext_jt.*", "repro"]),
-    python_requires=">=3.8",
+    python_requires=">=3.10",  # config.py uses types.UnionType (PEP 604 unions)
     install_requires=[
         "jittor",
         "jittor-offline",  # ships oneDNN/cub archives: Jittor would otherwise download them at import
