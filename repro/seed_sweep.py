@@ -17,6 +17,7 @@ evaluations, and resumes training from a seed's latest checkpoint. Then: python 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import re
@@ -170,6 +171,20 @@ def unlock(fd: Optional[int]) -> None:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def held_lock(path: str, busy: str, prefix: str = ""):
+    """Hold the flock on `path` (our pid written into it) for the block, or raise SeedBusy with
+    `<prefix><path> is held by <pid><busy>` if another process holds it."""
+    fd = try_lock(path)
+    if fd is None:
+        raise SeedBusy(f"{prefix}{path} is held by {_lock_holder(path)}{busy}")
+    try:
+        _write_pid(fd)
+        yield
+    finally:
+        unlock(fd)
+
+
 def busy_reason(seed_dir: str, seed: int) -> Optional[str]:
     """Why seed `seed` cannot be launched now (its training or sweep lock is held), else None.
     The locks are only probed (taken and released at once)."""
@@ -280,13 +295,8 @@ def _train_seed(args, seed: int, seed_dir: str) -> None:
 def run_one_seed(args, seed: int) -> None:
     seed_dir = check_work_dir(os.path.join(args.work_dir, f"seed_{seed}"), f"seed_{seed} work dir")
     os.makedirs(seed_dir, exist_ok=True)
-    sweep_fd = try_lock(os.path.join(seed_dir, SWEEP_LOCK_NAME))
-    if sweep_fd is None:
-        path = os.path.join(seed_dir, SWEEP_LOCK_NAME)
-        raise SeedBusy(f"seed_{seed}: {path} is held by {_lock_holder(path)} (another sweep is running this "
-                       f"seed); not running it twice")
-    try:
-        _write_pid(sweep_fd)
+    with held_lock(os.path.join(seed_dir, SWEEP_LOCK_NAME),
+                   " (another sweep is running this seed); not running it twice", f"seed_{seed}: "):
         eval_seeds = args.eval_seeds or [seed]
         from segnext_jt.config import load_config
         cfg = load_config(args.config, args.cfg_options)
@@ -298,12 +308,7 @@ def run_one_seed(args, seed: int) -> None:
             raise SweepError(f"seed_{seed}: training ended without {final_ckpt}")
         # Bookkeeping (evaluations, result.json) under the seed's training lock: a training started by
         # hand in this dir, or another sweep, sees it held.
-        lock_fd = try_lock(os.path.join(seed_dir, LOCK_NAME))
-        if lock_fd is None:
-            path = os.path.join(seed_dir, LOCK_NAME)
-            raise SeedBusy(f"seed_{seed}: {path} is held by {_lock_holder(path)}; not evaluating while it runs")
-        try:
-            _write_pid(lock_fd)
+        with held_lock(os.path.join(seed_dir, LOCK_NAME), "; not evaluating while it runs", f"seed_{seed}: "):
             tr = read_json_file(train_result, "training result")
             final_loss = tr.get("final_loss") if isinstance(tr, dict) else None
             entries = evaluate_into(seed_dir, args.config, args.cfg_options, final_ckpt, eval_seeds,
@@ -312,28 +317,17 @@ def run_one_seed(args, seed: int) -> None:
                 "seed": seed, "config": args.config, "checkpoint": os.path.relpath(final_ckpt, args.work_dir),
                 "final_loss": final_loss, "train_log": "log.json", "cfg_options": args.cfg_options,
                 "eval": entries})
-        finally:
-            unlock(lock_fd)
-    finally:
-        unlock(sweep_fd)
 
 
 def run_checkpoint_eval(args) -> None:
     run_dir = check_work_dir(os.path.join(args.work_dir, "checkpoint_eval"), "checkpoint_eval dir")
     os.makedirs(run_dir, exist_ok=True)
-    fd = try_lock(os.path.join(run_dir, LOCK_NAME))
-    if fd is None:
-        path = os.path.join(run_dir, LOCK_NAME)
-        raise SeedBusy(f"{path} is held by {_lock_holder(path)} (another eval-seed sweep running here?)")
-    try:
-        _write_pid(fd)
+    with held_lock(os.path.join(run_dir, LOCK_NAME), " (another eval-seed sweep running here?)"):
         entries = evaluate_into(run_dir, args.config, args.cfg_options, args.checkpoint, args.eval_seeds or [0],
                                 modes_of(args), args.progress)
         write_json_atomic(os.path.join(run_dir, "result.json"), {
             "seed": None, "config": args.config, "checkpoint": os.path.abspath(args.checkpoint),
             "final_loss": None, "train_log": None, "cfg_options": args.cfg_options, "eval": entries})
-    finally:
-        unlock(fd)
 
 
 def seed_finished(args, seed: int) -> bool:
