@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -36,7 +34,8 @@ SCRIPT = os.path.abspath(__file__)
 from segnext_jt.environment import child_env  # noqa: E402
 from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
                             install_signal_handlers, run_tool)
-from segnext_jt.io.files import json_safe, read_json, write_json_atomic, write_text_atomic  # noqa: E402
+from segnext_jt.io.files import (json_safe, lock_holder, read_json, try_lock, unlock,  # noqa: E402
+                                 write_json_atomic, write_text_atomic)
 
 MAX_SEED = 2 ** 31 - 1  # seeds go to Jittor's C++ RNG (and NumPy's 32-bit seeding)
 DEFAULT_MAX_SEEDS = 1000
@@ -133,53 +132,14 @@ def modes_of(args) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # locks (fcntl.flock: released by the kernel when the holder dies, even by SIGKILL)
 # --------------------------------------------------------------------------------------------
-def _lock_holder(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            text = f.read(4096).decode("utf-8", "replace")
-    except OSError:
-        return "another process"
-    m = re.search(r'"pid"\s*:\s*(\d+)', text) or re.search(r"\b(\d+)\b", text)
-    return f"pid {m.group(1)}" if m else "another process"
-
-
-def try_lock(path: str) -> Optional[int]:
-    """Non-blocking exclusive flock on `path` (created if needed): the fd, or None if held."""
-    import fcntl
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return None
-        raise
-    return fd
-
-
-def _write_pid(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-
-
-def unlock(fd: Optional[int]) -> None:
-    if fd is not None:
-        import fcntl
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-
 @contextlib.contextmanager
 def held_lock(path: str, busy: str, prefix: str = ""):
     """Hold the flock on `path` (our pid written into it) for the block, or raise SeedBusy with
     `<prefix><path> is held by <pid><busy>` if another process holds it."""
     fd = try_lock(path)
     if fd is None:
-        raise SeedBusy(f"{prefix}{path} is held by {_lock_holder(path)}{busy}")
+        raise SeedBusy(f"{prefix}{path} is held by {lock_holder(path)}{busy}")
     try:
-        _write_pid(fd)
         yield
     finally:
         unlock(fd)
@@ -196,7 +156,7 @@ def busy_reason(seed_dir: str, seed: int) -> Optional[str]:
             continue
         fd = try_lock(path)
         if fd is None:
-            return (f"seed_{seed}: {path} is held by {_lock_holder(path)} ({what} still running there); "
+            return (f"seed_{seed}: {path} is held by {lock_holder(path)} ({what} still running there); "
                     f"not launching it: wait for it or stop it, then rerun")
         unlock(fd)
     return None
@@ -278,7 +238,7 @@ def _train_seed(args, seed: int, seed_dir: str) -> None:
     fd = try_lock(os.path.join(seed_dir, LOCK_NAME))
     if fd is None:
         path = os.path.join(seed_dir, LOCK_NAME)
-        raise SeedBusy(f"seed_{seed}: {path} is held by {_lock_holder(path)} (a training still running "
+        raise SeedBusy(f"seed_{seed}: {path} is held by {lock_holder(path)} (a training still running "
                        f"there?); not starting a second one")
     unlock(fd)
     print(f"[seed_{seed}] training: {' '.join(shlex.quote(c) for c in cmd)}", flush=True)

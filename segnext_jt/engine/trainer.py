@@ -9,7 +9,6 @@ to resume bit-identically; it still records the Python/NumPy RNG states.
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import math
 import os
@@ -42,7 +41,7 @@ from ..evaluation.run import run_evaluation
 from ..io import load_checkpoint, load_npz, save_npz
 from ..models import KEY_TRAIN, build_segmentor
 from ..models.layers import set_dropout_rng
-from ..io.files import json_safe
+from ..io.files import json_safe, lock_holder, try_lock, unlock
 from .logger import JsonLogWriter
 from .optim import AdamW, build_param_groups, lr_at
 
@@ -273,36 +272,20 @@ class Trainer:
     # ------------------------------------------------------------------ work dir
     def _acquire_lock(self) -> None:
         """Hold an exclusive flock on <work_dir>/.lock for the life of the run (rank 0): a second
-        training process on the same work dir would interleave checkpoints and log lines. The
-        kernel drops the lock when the process ends, however it ends; the file stays (deleting it
-        would let two processes lock two different inodes)."""
+        training process on the same work dir would interleave checkpoints and log lines."""
         if fcntl is None or self.rank != 0 or self._lock_fd is not None:
             return
         path = os.path.join(self.work_dir, LOCK_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = ""
-            with contextlib.suppress(OSError):
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
+        fd = try_lock(path)
+        if fd is None:
             raise WorkDirLockedError(
                 f"work dir {self.work_dir} is in use by another training process "
-                f"(pid {holder or 'unknown'}, lock {path}); wait for it to end or use another --work-dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                f"({lock_holder(path)}, lock {path}); wait for it to end or use another --work-dir")
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        unlock(fd)
 
     def close(self) -> None:
         """Release the work-dir lock (train() does it when it returns or raises)."""

@@ -91,3 +91,47 @@ def read_json(path: "str | os.PathLike[str]", error: type = ValueError, what: st
         raise error(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}){hint}") from None
     except RecursionError:
         raise error(f"{path}: JSON nested too deeply{hint}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per directory: an exclusive flock on a lock file holding the owner's pid
+# --------------------------------------------------------------------------------------------
+def try_lock(path: str) -> Optional[int]:
+    """Non-blocking exclusive flock on `path` (created if needed), our pid written into it: the
+    fd, or None if another process holds it. The kernel drops the lock when the process ends,
+    however it ends; the file stays (deleting it would let two processes lock two inodes)."""
+    import errno
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def unlock(fd: Optional[int]) -> None:
+    if fd is not None:
+        import fcntl
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def lock_holder(path: str) -> str:
+    """'pid N' of the process that wrote `path` (see try_lock), or 'another process'."""
+    import re
+    try:
+        with open(path, "rb") as f:
+            text = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return "another process"
+    m = re.search(r'"pid"\s*:\s*(\d+)', text) or re.search(r"\b(\d+)\b", text)
+    return f"pid {m.group(1)}" if m else "another process"
