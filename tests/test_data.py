@@ -20,10 +20,9 @@ from PIL import Image
 from segnext_jt.data import (ADE20K_CLASSES, ADE20K_PALETTE, DEMO_CLASSES, ADE20KDataset, CityscapesDataset,
                              Compose, DataError, DemoMNISTDataset, Normalize, Pad, PhotoMetricDistortion,
                              RandomCrop, RandomFlip, RandomResize, SampleLoadError, SegDataset, TrainLoader,
-                             ValLoader, bgr2hsv, build_demo_dataset, build_train_pipeline, hsv2bgr,
-                             read_image_bgr, rescale_size, resize_bilinear, resize_nearest, resize_to_multiple,
-                             sample_indices, sample_rng, tta_scales)
-from segnext_jt.data import test_resize as make_test_input
+                             ValLoader, bgr2hsv, build_demo_dataset, build_train_pipeline, cv2_resize_bilinear,
+                             cv2_resize_nearest, hsv2bgr, make_view_input, read_image_bgr, rescale_size,
+                             resize_to_multiple, sample_indices, sample_rng, tta_scales)
 from segnext_jt.data.demo_mnist import render_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,23 +83,23 @@ def test_bilinear_2x2_to_4x4():
     # Float: plain bilinear with half-pixel centres and replicated borders.
     expect_f = np.array([[0, 25, 75, 100], [50, 72.1875, 116.5625, 138.75],
                          [150, 166.5625, 199.6875, 216.25], [200, 213.75, 241.25, 255]], dtype=np.float32)
-    np.testing.assert_allclose(resize_bilinear(src.astype(np.float32), (4, 4)), expect_f, atol=1e-5)
+    np.testing.assert_allclose(cv2_resize_bilinear(src.astype(np.float32), (4, 4)), expect_f, atol=1e-5)
     # uint8: e.g. (1, 1): x weights (1536, 512) -> S = [0*1536+100*512, 200*1536+255*512] = [51200, 437760];
     # y weights (1536, 512): (3200*1536 >> 16) + (27360*512 >> 16) = 75 + 213 = 288 -> (288+2) >> 2 = 72.
     expect_u8 = np.array([[0, 25, 75, 100], [50, 72, 117, 139], [150, 167, 200, 216], [200, 214, 241, 255]])
-    np.testing.assert_array_equal(resize_bilinear(src, (4, 4)), expect_u8)
+    np.testing.assert_array_equal(cv2_resize_bilinear(src, (4, 4)), expect_u8)
     np.testing.assert_array_equal(cv2_linear_reference(src, 4, 4), expect_u8)
 
 
 def test_bilinear_downscale_4_to_3_and_5_to_2():
     src = np.array([[10, 20, 30, 40]], dtype=np.uint8)
     # fx = (d + 0.5) * 4/3 - 0.5 = 1/6, 3/2, 17/6 -> 10*5/6 + 20/6, (20+30)/2, 30/6 + 40*5/6
-    np.testing.assert_allclose(resize_bilinear(src.astype(np.float32), (3, 1)), [[35 / 3, 25, 115 / 3]], rtol=1e-6)
+    np.testing.assert_allclose(cv2_resize_bilinear(src.astype(np.float32), (3, 1)), [[35 / 3, 25, 115 / 3]], rtol=1e-6)
     # uint8: weights (1707, 341): S = 23890 -> (1493*2048 >> 16) = 46 -> (46+2) >> 2 = 12; then 25, 38.
-    np.testing.assert_array_equal(resize_bilinear(src, (3, 1)), [[12, 25, 38]])
+    np.testing.assert_array_equal(cv2_resize_bilinear(src, (3, 1)), [[12, 25, 38]])
     src5 = np.array([[3, 250, 17, 96, 201]], dtype=np.uint8)
-    np.testing.assert_array_equal(resize_bilinear(src5, (2, 1)), [[188, 122]])
-    np.testing.assert_array_equal(resize_bilinear(src5, (7, 3)), [[3, 144, 183, 17, 73, 141, 201]] * 3)
+    np.testing.assert_array_equal(cv2_resize_bilinear(src5, (2, 1)), [[188, 122]])
+    np.testing.assert_array_equal(cv2_resize_bilinear(src5, (7, 3)), [[3, 144, 183, 17, 73, 141, 201]] * 3)
 
 
 @pytest.mark.parametrize("shape,size", [((7, 5), (11, 13)), ((9, 12, 3), (5, 4)), ((6, 10, 3), (17, 7)),
@@ -108,37 +107,37 @@ def test_bilinear_downscale_4_to_3_and_5_to_2():
 def test_bilinear_matches_cv2_transcription(shape, size):
     rng = np.random.default_rng(sum(shape) + size[0])
     src = rng.integers(0, 256, shape, dtype=np.uint8)
-    np.testing.assert_array_equal(resize_bilinear(src, size), cv2_linear_reference(src, *size))
+    np.testing.assert_array_equal(cv2_resize_bilinear(src, size), cv2_linear_reference(src, *size))
     srcf = src.astype(np.float32) / 3
-    np.testing.assert_allclose(resize_bilinear(srcf, size), cv2_linear_reference(srcf, *size), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(cv2_resize_bilinear(srcf, size), cv2_linear_reference(srcf, *size), rtol=1e-6, atol=1e-5)
 
 
 def test_bilinear_window_and_identity():
     rng = np.random.default_rng(0)
     src = rng.integers(0, 256, (37, 51, 3), dtype=np.uint8)
-    full = resize_bilinear(src, (80, 70))
-    np.testing.assert_array_equal(resize_bilinear(src, (80, 70), window=(5, 47, 11, 80)), full[5:47, 11:80])
+    full = cv2_resize_bilinear(src, (80, 70))
+    np.testing.assert_array_equal(cv2_resize_bilinear(src, (80, 70), window=(5, 47, 11, 80)), full[5:47, 11:80])
     srcf = src.astype(np.float32)
-    np.testing.assert_array_equal(resize_bilinear(srcf, (30, 20), window=(3, 9, 0, 30)),
-                                  resize_bilinear(srcf, (30, 20))[3:9])
-    same = resize_bilinear(src, (51, 37))
+    np.testing.assert_array_equal(cv2_resize_bilinear(srcf, (30, 20), window=(3, 9, 0, 30)),
+                                  cv2_resize_bilinear(srcf, (30, 20))[3:9])
+    same = cv2_resize_bilinear(src, (51, 37))
     np.testing.assert_array_equal(same, src)
     assert same is not src
     with pytest.raises(ValueError, match="window"):
-        resize_bilinear(src, (80, 70), window=(0, 71, 0, 10))
+        cv2_resize_bilinear(src, (80, 70), window=(0, 71, 0, 10))
     with pytest.raises(TypeError, match="uint8, float32"):
-        resize_bilinear(src.astype(np.int16), (4, 4))
+        cv2_resize_bilinear(src.astype(np.int16), (4, 4))
 
 
 def test_nearest_rule():
     # src = floor(dst * src_len / dst_len), clipped
-    np.testing.assert_array_equal(resize_nearest(np.arange(5, dtype=np.uint8)[None], (2, 1)), [[0, 2]])
-    np.testing.assert_array_equal(resize_nearest(np.arange(2, dtype=np.uint8)[None], (5, 1)), [[0, 0, 0, 1, 1]])
-    np.testing.assert_array_equal(resize_nearest(np.arange(4, dtype=np.uint8)[None], (3, 1)), [[0, 1, 2]])
+    np.testing.assert_array_equal(cv2_resize_nearest(np.arange(5, dtype=np.uint8)[None], (2, 1)), [[0, 2]])
+    np.testing.assert_array_equal(cv2_resize_nearest(np.arange(2, dtype=np.uint8)[None], (5, 1)), [[0, 0, 0, 1, 1]])
+    np.testing.assert_array_equal(cv2_resize_nearest(np.arange(4, dtype=np.uint8)[None], (3, 1)), [[0, 1, 2]])
     lab = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    out = resize_nearest(lab, (8, 6))
+    out = cv2_resize_nearest(lab, (8, 6))
     np.testing.assert_array_equal(out, lab[np.arange(6) // 2][:, np.arange(8) // 2])
-    np.testing.assert_array_equal(resize_nearest(lab, (8, 6), window=(1, 4, 2, 7)), out[1:4, 2:7])
+    np.testing.assert_array_equal(cv2_resize_nearest(lab, (8, 6), window=(1, 4, 2, 7)), out[1:4, 2:7])
 
 
 def test_rescale_size_and_multiples():
@@ -162,25 +161,25 @@ def test_tta_scales_modes_differ():
         tta_scales(10, 10, (1.0,), "slide")
 
 
-def test_test_resize_stretch_and_pad():
+def test_make_view_input_stretch_and_pad():
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (512, 683, 3), dtype=np.uint8)
-    inp, info = make_test_input(img, mode="stretch")
+    inp, info = make_view_input(img, mode="stretch")
     assert inp.shape == (3, 512, 704) and inp.dtype == np.float32
     assert info.resized_shape == (512, 683) and info.valid_shape == (512, 704) and info.ori_shape == (512, 683)
-    inp_p, info_p = make_test_input(img, mode="pad")
+    inp_p, info_p = make_view_input(img, mode="pad")
     assert inp_p.shape == (3, 512, 704) and info_p.valid_shape == (512, 683)
     assert np.all(inp_p[:, :, 683:] == 0)
     mean = np.array([123.675, 116.28, 103.53], np.float32)[:, None, None]
     std = np.array([58.395, 57.12, 57.375], np.float32)[:, None, None]
     np.testing.assert_allclose(inp_p[:, :, :683], (img[..., ::-1].transpose(2, 0, 1) - mean) / std, rtol=1e-6)
     # Flip happens before padding (TTA pipelines), so the image stays top-left.
-    inp_f, info_f = make_test_input(img, mode="pad", flip=True)
+    inp_f, info_f = make_view_input(img, mode="pad", flip=True)
     np.testing.assert_array_equal(inp_f[:, :, :683], inp_p[:, :, :683][:, :, ::-1])
     assert info_f.flip and np.all(inp_f[:, :, 683:] == 0)
     # An explicit size from tta_scales.
     size = tta_scales(683, 512, (0.5,), "pad")[0]
-    inp_h, info_h = make_test_input(img, mode="pad", size=size)
+    inp_h, info_h = make_view_input(img, mode="pad", size=size)
     assert info_h.resized_shape == (256, 342) and inp_h.shape == (3, 256, 352)
 
 

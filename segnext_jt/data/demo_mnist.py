@@ -22,8 +22,11 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from .ade20k import ADE20KDataset, DataError, Suffixes
-from .transforms import Results, resize_bilinear
+from ..rng import demo_image_rng
+from .ade20k import ADE20KDataset
+from .dataset import DataError, Suffixes
+from .cv2_compat import cv2_resize_bilinear
+from .transforms import Results
 
 __all__ = ["DEMO_CLASSES", "DEMO_PALETTE", "DemoMNISTDataset", "build_demo_dataset", "load_mnist", "render_sample"]
 
@@ -54,12 +57,13 @@ _RIM = 0.1
 
 
 class DemoMNISTDataset(ADE20KDataset):
-    """The demo data (ADE layout, reduce_zero_label, 11 classes)."""
+    """The demo data (ADE layout, reduce_zero_label, 11 classes). Other keyword arguments
+    (``sources``, ...) go to :class:`SegDataset`."""
 
     def __init__(self, root: str, split: str = "training", img_suffix: Suffixes = ".jpg",
-                 pipeline: Optional[Callable[[Results, np.random.Generator], Results]] = None):
+                 pipeline: Optional[Callable[[Results, np.random.Generator], Results]] = None, **kwargs):
         super().__init__(root, split, img_suffix=img_suffix, reduce_zero_label=True, classes=DEMO_CLASSES,
-                         palette=DEMO_PALETTE, pipeline=pipeline)
+                         palette=DEMO_PALETTE, pipeline=pipeline, **kwargs)
 
 
 # --------------------------------------------------------------------------
@@ -139,14 +143,14 @@ def render_sample(rng: np.random.Generator, digits: np.ndarray, digit_labels: np
     # Background: a base colour, smooth colour variation and pixel noise.
     base = rng.uniform(30, 225, size=3).astype(np.float32)
     coarse = rng.normal(0, 35, size=(int(rng.integers(2, 6)), int(rng.integers(2, 6)), 3)).astype(np.float32)
-    img = base + resize_bilinear(coarse, (w, h))
+    img = base + cv2_resize_bilinear(coarse, (w, h))
     img += rng.standard_normal(size=(h, w, 3), dtype=np.float32) * np.float32(8.0)
     label = np.ones((h, w), dtype=np.uint8)
 
     for _ in range(int(rng.integers(2, 5))):
         k = int(rng.integers(len(digits)))
         side = min(h, w, max(12, int(min(h, w) * rng.uniform(*digit_scale))))
-        alpha = np.clip(resize_bilinear(digits[k].astype(np.float32) / 255.0, (side, side)), 0.0, 1.0)
+        alpha = np.clip(cv2_resize_bilinear(digits[k].astype(np.float32) / 255.0, (side, side)), 0.0, 1.0)
         stroke = alpha >= _STROKE
         if label_dilation > 0:
             stroke = _dilate(stroke, max(1, int(round(side * label_dilation))))
@@ -188,7 +192,7 @@ def _write_range(root: str, split_id: int, start: int, stop: int, size: int, see
     img_dir = os.path.join(root, "images", split)
     ann_dir = os.path.join(root, "annotations", split)
     for i in range(start, stop):
-        rng = np.random.default_rng([int(seed), split_id, i])
+        rng = demo_image_rng(seed, split_id, i)
         rgb, label = render_sample(rng, digits, digit_labels, size, digit_scale, label_dilation)
         name = f"{prefix}_{i:08d}"
         Image.fromarray(rgb).save(os.path.join(img_dir, name + ".jpg"), quality=95)

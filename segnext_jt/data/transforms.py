@@ -1,4 +1,4 @@
-"""Image/label transforms with mmseg (cv2-backed) semantics, in pure NumPy.
+"""Train-time image/label transforms with mmseg (cv2-backed) semantics, in pure NumPy.
 
 Conventions (the same as mmseg's, which reads images with cv2):
 
@@ -11,195 +11,25 @@ Conventions (the same as mmseg's, which reads images with cv2):
   from the ``np.random.Generator`` it is given, so a sample is a pure function
   of its rng seed.
 
-This module must not import cv2, torch or jittor (it runs in loader workers).
+The cv2-exact pixel arithmetic lives in :mod:`.cv2_compat`, the test-time
+views in :mod:`.eval_views`. This module must not import cv2, torch or jittor
+(it runs in loader workers).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .cv2_compat import Size, Window, bgr2hsv, check_size, cv2_resize_bilinear, cv2_resize_nearest, hsv2bgr
+
 Results = Dict[str, Any]
-Size = Tuple[int, int]
 
 # mmseg ADE20K/Cityscapes normalisation constants (RGB order).
 IMAGENET_MEAN: Tuple[float, float, float] = (123.675, 116.28, 103.53)
 IMAGENET_STD: Tuple[float, float, float] = (58.395, 57.12, 57.375)
-
-# cv2's fixed-point resize weights: INTER_RESIZE_COEF_BITS = 11.
-_COEF_BITS = 11
-_COEF_SCALE = 1 << _COEF_BITS
-
-
-# --------------------------------------------------------------------------
-# cv2-compatible resizing
-# --------------------------------------------------------------------------
-
-
-def _check_size(size: Sequence[int], what: str = "size") -> Size:
-    if len(size) != 2:
-        raise ValueError(f"{what} must be (w, h), got {size!r}")
-    w, h = int(size[0]), int(size[1])
-    if w <= 0 or h <= 0:
-        raise ValueError(f"{what} must be positive, got {size!r}")
-    return w, h
-
-
-def _linear_taps(src_len: int, dst_len: int) -> Tuple[np.ndarray, np.ndarray]:
-    """cv2's per-output source index ``s = floor(f)`` and float32 fraction
-    ``f - s`` with ``f = (d + 0.5) * scale - 0.5``, before border handling."""
-    # cv2: inv_scale = dst/src in double, scale = 1/inv_scale (not src/dst:
-    # the two can differ in the last bit).
-    scale = 1.0 / (dst_len / src_len)
-    d = np.arange(dst_len, dtype=np.float64)
-    f = ((d + 0.5) * scale - 0.5).astype(np.float32)  # (float) cast in cv2
-    s = np.floor(f).astype(np.int64)
-    f = f - s.astype(np.float32)  # exact in float32
-    return s, f
-
-
-def _x_taps(src_len: int, dst_len: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    s, f = _linear_taps(src_len, dst_len)
-    # cv2 (x axis): before the first / past the last pixel the weight collapses
-    # onto the border pixel (fx = 0).
-    low = s < 0
-    high = s >= src_len - 1
-    f = np.where(low | high, np.float32(0), f).astype(np.float32)
-    s = np.where(low, 0, np.where(high, src_len - 1, s))
-    i1 = np.minimum(s + 1, src_len - 1)
-    return s, i1, f
-
-
-def _y_taps(src_len: int, dst_len: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    s, f = _linear_taps(src_len, dst_len)
-    # cv2 (y axis): fy is kept, the two source rows are clamped to the image.
-    i0 = np.clip(s, 0, src_len - 1)
-    i1 = np.clip(s + 1, 0, src_len - 1)
-    return i0, i1, f
-
-
-def _fixed_weights(f: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    # saturate_cast<short>(w * 2048): round half to even, like np.rint.
-    one = np.float32(1.0)
-    scale = np.float32(_COEF_SCALE)
-    w0 = np.rint((one - f) * scale).astype(np.int32)
-    w1 = np.rint(f * scale).astype(np.int32)
-    return w0, w1
-
-
-Window = Tuple[int, int, int, int]  # (y1, y2, x1, x2) in output pixels
-
-
-def _check_window(window: Optional[Window], w: int, h: int) -> Window:
-    if window is None:
-        return 0, h, 0, w
-    y1, y2, x1, x2 = (int(v) for v in window)
-    if not (0 <= y1 < y2 <= h and 0 <= x1 < x2 <= w):
-        raise ValueError(f"window {window} is not a non-empty region of the output size (w={w}, h={h})")
-    return y1, y2, x1, x2
-
-
-def resize_bilinear(img: np.ndarray, size: Sequence[int], window: Optional[Window] = None) -> np.ndarray:
-    """Resize like ``cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)``.
-
-    ``size`` is (w, h). Half-pixel centres, no antialiasing, borders
-    replicated. Works on (H, W) and (H, W, C) arrays. ``window`` =
-    (y1, y2, x1, x2) computes only that region of the resized image (the
-    result equals ``resize_bilinear(img, size)[y1:y2, x1:x2]``).
-
-    * ``uint8``: cv2's fixed-point path. Weights are rounded to 1/2048; the
-      horizontal pass keeps exact int32 sums S; the vertical pass uses cv2's
-      SIMD arithmetic ``((S0>>4)*b0 >> 16) + ((S1>>4)*b1 >> 16)`` rounded by
-      ``(x+2) >> 2``. Bit-exact with opencv-python-headless 4.8.1 and 4.10
-      (x86-64 wheels) on ~400 random shapes/scales, 1-4 channels, including
-      512x683 <-> 2x, 1/2x and ResizeToMultiple sizes. cv2's scalar
-      rounding ``(S0*b0 + S1*b1 + 2**21) >> 22``, which builds without SIMD
-      use, can differ by 1 grey level on some pixels.
-    * floating point: the same taps in plain float math (float32 stays
-      float32, float64 stays float64). Bit-exact with cv2 when cv2 runs
-      without IPP; the pip wheels use IPP for float32, which differs by
-      ~3e-5 relative.
-    """
-    w, h = _check_size(size)
-    if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError(f"resize_bilinear expects an (H, W) or (H, W, C) array, got shape {img.shape}")
-    if img.dtype not in (np.uint8, np.float32, np.float64):
-        raise TypeError(f"resize_bilinear supports uint8, float32 and float64 arrays, got {img.dtype}")
-    wy1, wy2, wx1, wx2 = _check_window(window, w, h)
-    src_h, src_w = img.shape[:2]
-    if (src_w, src_h) == (w, h):
-        return img[wy1:wy2, wx1:wx2].copy()  # cv2 copies when the size is unchanged
-    x0, x1, fx = (a[wx1:wx2] for a in _x_taps(src_w, w))
-    y0, y1, fy = (a[wy1:wy2] for a in _y_taps(src_h, h))
-    out_w, out_h = wx2 - wx1, wy2 - wy1
-    cn = img.shape[2] if img.ndim == 3 else 1
-
-    # Work on the flat (rows, W*C) layout cv2 uses; only the source rows that
-    # are needed go through the horizontal pass (a win when downscaling or
-    # computing a window).
-    rows, inv = np.unique(np.concatenate([y0, y1]), return_inverse=True)
-    r0, r1 = inv[:out_h], inv[out_h:]
-    flat = img.reshape(src_h, src_w * cn)[rows]
-    ch = np.arange(cn)
-    cols0 = (x0[:, None] * cn + ch).ravel()
-    cols1 = (x1[:, None] * cn + ch).ravel()
-
-    if img.dtype == np.uint8:
-        ax0, ax1 = (np.repeat(a, cn) for a in _fixed_weights(fx))
-        by0, by1 = (b[:, None] for b in _fixed_weights(fy))
-        # Horizontal: exact int32 sums (at most 255 * 2048), pre-shifted by 4
-        # as cv2's vertical SIMD kernel does.
-        hs = np.take(flat, cols0, axis=1).astype(np.int32)
-        hs *= ax0
-        tmp = np.take(flat, cols1, axis=1).astype(np.int32)
-        tmp *= ax1
-        hs += tmp
-        hs >>= 4
-        # Vertical: keep the high 16 bits of each product, round off 2 bits.
-        out = np.take(hs, r0, axis=0)
-        out *= by0
-        out >>= 16
-        tmp = np.take(hs, r1, axis=0)
-        tmp *= by1
-        tmp >>= 16
-        out += tmp
-        out += 2
-        out >>= 2
-        np.clip(out, 0, 255, out=out)
-        return out.astype(np.uint8).reshape((out_h, out_w) + img.shape[2:])
-
-    dt = img.dtype.type
-    one = dt(1.0)
-    fx_t = np.repeat(fx.astype(dt), cn)
-    fy_t = fy.astype(dt)[:, None]
-    hs = np.take(flat, cols0, axis=1) * (one - fx_t) + np.take(flat, cols1, axis=1) * fx_t
-    out = np.take(hs, r0, axis=0) * (one - fy_t) + np.take(hs, r1, axis=0) * fy_t
-    return out.astype(dt, copy=False).reshape((out_h, out_w) + img.shape[2:])
-
-
-def _nearest_index(src_len: int, dst_len: int) -> np.ndarray:
-    # cv2 INTER_NEAREST: floor(dst * (1 / (dst_len / src_len))), clipped.
-    scale = 1.0 / (dst_len / src_len)
-    return np.minimum(np.floor(np.arange(dst_len) * scale).astype(np.int64), src_len - 1)
-
-
-def resize_nearest(label: np.ndarray, size: Sequence[int], window: Optional[Window] = None) -> np.ndarray:
-    """Resize like ``cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)``.
-
-    src = floor(dst * (1 / (dst_len / src_len))), clipped to the last pixel.
-    ``window`` as in :func:`resize_bilinear`.
-    """
-    w, h = _check_size(size)
-    if label.ndim not in (2, 3) or label.shape[0] == 0 or label.shape[1] == 0:
-        raise ValueError(f"resize_nearest expects an (H, W) or (H, W, C) array, got shape {label.shape}")
-    y1, y2, x1, x2 = _check_window(window, w, h)
-    src_h, src_w = label.shape[:2]
-    xs = _nearest_index(src_w, w)[x1:x2]
-    ys = _nearest_index(src_h, h)[y1:y2]
-    return np.take(np.take(label, ys, axis=0), xs, axis=1)
 
 
 # --------------------------------------------------------------------------
@@ -224,7 +54,7 @@ def rescale_size(w: int, h: int, scale, keep_ratio: bool = True) -> Size:
         if scale <= 0:
             raise ValueError(f"scale factor must be positive, got {scale}")
         return scale_size(w, h, scale)
-    sw, sh = _check_size(scale, "scale")
+    sw, sh = check_size(scale, "scale")
     if not keep_ratio:
         return sw, sh
     factor = min(max(sw, sh) / max(w, h), min(sw, sh) / min(w, h))
@@ -239,7 +69,7 @@ def multiple_size(w: int, h: int, divisor: int) -> Size:
 def resize_to_multiple(img: np.ndarray, size_divisor: int = 32) -> np.ndarray:
     """mmseg ``ResizeToMultiple``: bilinearly stretch to ceil multiples."""
     h, w = img.shape[:2]
-    return resize_bilinear(img, multiple_size(w, h, size_divisor))
+    return cv2_resize_bilinear(img, multiple_size(w, h, size_divisor))
 
 
 def pad_to(arr: np.ndarray, shape_hw: Size, value: float) -> np.ndarray:
@@ -253,115 +83,6 @@ def pad_to(arr: np.ndarray, shape_hw: Size, value: float) -> np.ndarray:
     out = np.empty_like(arr, shape=(th, tw) + arr.shape[2:])  # keeps a CHW-backed layout
     out[...] = value
     out[:h, :w] = arr
-    return out
-
-
-# --------------------------------------------------------------------------
-# cv2 uint8 BGR <-> HSV (H in [0, 180))
-# --------------------------------------------------------------------------
-
-_HSV_SHIFT = 12
-
-
-def _bgr2hsv_tables() -> Tuple[np.ndarray, np.ndarray]:
-    """Lookup tables for cv2's 12-bit fixed-point RGB2HSV_b.
-
-    S = (diff * round((255 << 12) / v) + 2048) >> 12, indexed by v << 8 | diff;
-    H = (num * round((180 << 12) / (6 diff)) + 2048) >> 12 (+180 if < 0),
-    indexed by (num + 255) << 8 | diff with num in [-255, 1275].
-    """
-    half = 1 << (_HSV_SHIFT - 1)
-    i = np.arange(256, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        sdiv = np.where(i > 0, np.rint((255 << _HSV_SHIFT) / i), 0).astype(np.int64)
-        hdiv = np.where(i > 0, np.rint((180 << _HSV_SHIFT) / (6.0 * i)), 0).astype(np.int64)
-    v = np.arange(256)[:, None]
-    diff = np.arange(256)[None, :]
-    s_lut = np.where(diff <= v, (diff * sdiv[v] + half) >> _HSV_SHIFT, 0)
-    num = np.arange(-255, 1276)[:, None]
-    h = (num * hdiv[diff] + half) >> _HSV_SHIFT
-    h_lut = np.where(h < 0, h + 180, h)
-    return s_lut.astype(np.uint8).ravel(), np.clip(h_lut, 0, 255).astype(np.uint8).ravel()
-
-
-_S_LUT, _H_LUT = _bgr2hsv_tables()
-
-
-def bgr2hsv(img: np.ndarray) -> np.ndarray:
-    """cv2.cvtColor(img, COLOR_BGR2HSV) for uint8 (H in [0, 180)).
-
-    Bit-exact with opencv-python 4.x on a 256 x 256 x 52 grid of colours.
-    """
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"bgr2hsv expects a uint8 (H, W, 3) image, got {img.dtype} {img.shape}")
-    b, g, r = img[..., 0], img[..., 1], img[..., 2]
-    v = np.maximum(np.maximum(b, g), r)
-    diff = (v - np.minimum(np.minimum(b, g), r)).astype(np.int32)
-    s = np.take(_S_LUT, (v.astype(np.int32) << 8) | diff)
-    bi, gi, ri = b.astype(np.int32), g.astype(np.int32), r.astype(np.int32)
-    # cv2 tests v == r first, then v == g.
-    num = np.where(v == r, gi - bi, np.where(v == g, bi - ri + 2 * diff, ri - gi + 4 * diff))
-    num += 255
-    num <<= 8
-    num |= diff
-    out = np.empty(img.shape, dtype=np.uint8)
-    out[..., 0] = np.take(_H_LUT, num)
-    out[..., 1] = s
-    out[..., 2] = v
-    return out
-
-
-# cv2's sector table gives, per 60-degree sector, which of (v, p, q, t) goes
-# to (b, g, r). Each sector uses v, p and one of q (odd sectors) / t (even
-# ones), so we store per channel which of (v, p, mid) it takes, as a bit
-# shift into a packed uint32 (v | p << 8 | mid << 16).
-_SECTORS = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
-_SECTOR_SHIFTS = [np.ascontiguousarray(np.where(_SECTORS[:, c] == 0, 0, np.where(_SECTORS[:, c] == 1, 8, 16))
-                                       .astype(np.uint32)) for c in range(3)]
-_ODD_SECTOR = np.arange(6) % 2 == 1
-_H_SCALED = np.arange(256, dtype=np.float32) * np.float32(6.0 / 180.0)  # cv2: h * (6.f / 180)
-_H_SECTOR = (np.floor(_H_SCALED).astype(np.int64) % 6).astype(np.uint8)
-_H_FRAC = (_H_SCALED - np.floor(_H_SCALED)).astype(np.float32)
-_INV255 = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)
-# cv2's AVX2 uint8 HSV->BGR kernel handles 32 pixels per step and truncates;
-# the remaining ``width % 32`` pixels of each row go through the scalar code,
-# which rounds.
-_HSV_SIMD_BLOCK = 32
-
-
-def _hsv_plane_to_u8(x: np.ndarray, simd_w: int) -> np.ndarray:
-    x = x * np.float32(255.0)
-    out = np.trunc(x)
-    out[:, simd_w:] = np.rint(x[:, simd_w:])
-    return np.clip(out, 0, 255).astype(np.uint32)
-
-
-def hsv2bgr(hsv: np.ndarray) -> np.ndarray:
-    """cv2.cvtColor(hsv, COLOR_HSV2BGR) for uint8 (float32 math, like cv2).
-
-    Reproduces the x86-64 AVX2 build of opencv-python 4.x: identical on all
-    but about 1 in 10^4 values (off by one) in our checks. On CPUs whose
-    vector width differs, cv2's truncate/round split moves, which changes a
-    few pixels per row by one grey level; irrelevant for augmentation.
-    """
-    if hsv.dtype != np.uint8 or hsv.ndim != 3 or hsv.shape[2] != 3:
-        raise ValueError(f"hsv2bgr expects a uint8 (H, W, 3) image, got {hsv.dtype} {hsv.shape}")
-    hue = hsv[..., 0]
-    sector = np.take(_H_SECTOR, hue)
-    frac = np.take(_H_FRAC, hue)
-    s = np.take(_INV255, hsv[..., 1])
-    v = np.take(_INV255, hsv[..., 2])
-    one = np.float32(1.0)
-    p = v * (one - s)
-    # q = v(1 - s f) on odd sectors, t = v(1 - s(1 - f)) on even ones.
-    mid = v * (one - s * np.where(np.take(_ODD_SECTOR, sector), frac, one - frac))
-    simd_w = (hsv.shape[1] // _HSV_SIMD_BLOCK) * _HSV_SIMD_BLOCK
-    packed = _hsv_plane_to_u8(v, simd_w)
-    packed |= _hsv_plane_to_u8(p, simd_w) << 8
-    packed |= _hsv_plane_to_u8(mid, simd_w) << 16
-    out = np.empty(hsv.shape, dtype=np.uint8)
-    for c in range(3):
-        out[..., c] = (packed >> np.take(_SECTOR_SHIFTS[c], sector)) & 0xFF
     return out
 
 
@@ -402,7 +123,7 @@ class RandomResize:
 
     def __init__(self, scale: Size = (2048, 512), ratio_range: Tuple[float, float] = (0.5, 2.0),
                  keep_ratio: bool = True):
-        self.scale = _check_size(scale, "scale")
+        self.scale = check_size(scale, "scale")
         lo, hi = float(ratio_range[0]), float(ratio_range[1])
         if not 0 < lo <= hi:
             raise ValueError(f"ratio_range must satisfy 0 < lo <= hi, got {ratio_range}")
@@ -416,9 +137,9 @@ class RandomResize:
         target = (int(self.scale[0] * r), int(self.scale[1] * r))
         h, w = img.shape[:2]
         size = rescale_size(w, h, target, self.keep_ratio)
-        results["img"] = resize_bilinear(img, size)
+        results["img"] = cv2_resize_bilinear(img, size)
         if "gt_seg" in results:
-            results["gt_seg"] = resize_nearest(results["gt_seg"], size)
+            results["gt_seg"] = cv2_resize_nearest(results["gt_seg"], size)
         results["scale"] = target
         results["img_shape"] = results["img"].shape[:2]
         return results
@@ -506,9 +227,9 @@ class RandomResizeCrop:
         rw, rh = rescale_size(w, h, target, self.resize.keep_ratio)
         seg = results.get("gt_seg")
         if seg is not None:
-            seg = resize_nearest(seg, (rw, rh))
+            seg = cv2_resize_nearest(seg, (rw, rh))
         box = self.crop.choose_box(seg, rh, rw, rng)
-        results["img"] = resize_bilinear(img, (rw, rh), window=box)
+        results["img"] = cv2_resize_bilinear(img, (rw, rh), window=box)
         if seg is not None:
             y1, y2, x1, x2 = box
             results["gt_seg"] = seg[y1:y2, x1:x2]
@@ -687,7 +408,7 @@ def build_train_pipeline(crop_size: Size = (512, 512), scale: Size = (2048, 512)
                          flip_prob: float = 0.5, mean: Sequence[float] = IMAGENET_MEAN,
                          std: Sequence[float] = IMAGENET_STD, photometric: bool = True,
                          fused: bool = True) -> Compose:
-    """The SegNeXt ADE20K train pipeline (spec §4.2, after loading).
+    """The SegNeXt ADE20K train pipeline (docs/design.md §4.2, after loading).
 
     ``fused`` uses :class:`RandomResizeCrop` in place of the equivalent
     RandomResize + RandomCrop pair.
@@ -701,94 +422,3 @@ def build_train_pipeline(crop_size: Size = (512, 512), scale: Size = (2048, 512)
         steps.append(PhotoMetricDistortion())
     steps += [Normalize(mean, std, to_rgb=True), Pad(size=crop_size, pad_val=0, seg_pad_val=255)]
     return Compose(steps)
-
-
-# --------------------------------------------------------------------------
-# Test-time resizing
-# --------------------------------------------------------------------------
-
-TEST_MODES = ("stretch", "pad")
-TTA_RATIOS: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-
-
-@dataclass(frozen=True)
-class TestResizeInfo:
-    """How a network input relates to the original image (all sizes (h, w)).
-
-    To map logits back: resize them bilinearly to ``input_shape``, keep
-    ``[:valid_shape[0], :valid_shape[1]]`` (the whole input for 'stretch'),
-    undo the flip if ``flip``, then resize to ``ori_shape``.
-    """
-
-    mode: str
-    ori_shape: Size
-    resized_shape: Size  # after the keep-ratio resize, before stretch / pad
-    input_shape: Size  # the network input
-    valid_shape: Size  # top-left region of the input holding the image
-    flip: bool
-
-    __test__ = False  # not a pytest class
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in TEST_MODES:
-        raise ValueError(f"test mode must be one of {TEST_MODES}, got {mode!r}")
-
-
-def test_resize(img: np.ndarray, scale: Size = (2048, 512), mode: str = "stretch", size_divisor: int = 32,
-                size: Optional[Size] = None, flip: bool = False, mean: Sequence[float] = IMAGENET_MEAN,
-                std: Sequence[float] = IMAGENET_STD, to_rgb: bool = True) -> Tuple[np.ndarray, TestResizeInfo]:
-    """Build the network input for one test view of a BGR uint8 image.
-
-    * 'stretch' (MM0/ORIG/JSEG, released numbers): keep-ratio resize to
-      ``scale`` then ResizeToMultiple(size_divisor) (bilinear stretch).
-    * 'pad' (MM1): keep-ratio resize, normalise, then pad bottom/right with 0
-      to a multiple of ``size_divisor``.
-
-    ``size`` = (w, h) overrides the keep-ratio target (use :func:`tta_scales`).
-    ``flip`` flips horizontally after resizing and before padding, as the
-    TTA pipelines do. Returns (float32 (3, H, W) normalised input, info).
-    """
-    _check_mode(mode)
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"test_resize expects a BGR uint8 (H, W, 3) image, got {img.dtype} {img.shape}")
-    h, w = img.shape[:2]
-    rw, rh = _check_size(size) if size is not None else rescale_size(w, h, scale, keep_ratio=True)
-    x = resize_bilinear(img, (rw, rh))
-    if mode == "stretch":
-        x = resize_to_multiple(x, size_divisor)
-    if flip:
-        x = x[:, ::-1]
-    x = normalize_image(x, mean, std, to_rgb)
-    if mode == "pad":
-        pw, ph = multiple_size(rw, rh, size_divisor)
-        x = pad_to(x, (ph, pw), 0.0)
-    inp = np.ascontiguousarray(x.transpose(2, 0, 1))
-    input_shape = (inp.shape[1], inp.shape[2])
-    valid = input_shape if mode == "stretch" else (rh, rw)
-    info = TestResizeInfo(mode=mode, ori_shape=(h, w), resized_shape=(rh, rw), input_shape=input_shape,
-                          valid_shape=valid, flip=bool(flip))
-    return inp, info
-
-
-test_resize.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-
-
-def tta_scales(orig_w: int, orig_h: int, ratios: Sequence[float] = TTA_RATIOS, mode: str = "stretch",
-               scale: Size = (2048, 512)) -> List[Size]:
-    """Keep-ratio resize target (w, h) per TTA ratio; pass each as ``size`` to
-    :func:`test_resize` with the same ``mode``.
-
-    * 'stretch' (MM0): rescale to (int(sw*r), int(sh*r)) keeping the ratio.
-    * 'pad' (MM1): Resize(scale_factor=r, keep_ratio=True): mmcv first sets
-      scale = (int(w*r+.5), int(h*r+.5)) and then rescales to it.
-    """
-    _check_mode(mode)
-    out: List[Size] = []
-    for r in ratios:
-        if mode == "stretch":
-            target = (int(scale[0] * r), int(scale[1] * r))
-        else:
-            target = scale_size(orig_w, orig_h, r)
-        out.append(rescale_size(orig_w, orig_h, target, keep_ratio=True))
-    return out
