@@ -1,6 +1,6 @@
 """Parsers for training logs, normalised to one structure, and a log-vs-log comparison.
 
-Formats (spec section 7.4):
+Formats (docs/design.md §7.4):
 
 * **mmseg0** - mmseg 0.x / original SegNeXt ``*.log.json`` and our own trainer's log (written in
   the same format). mmcv rounds every float it writes to 5 decimals (so lr 2e-6 reads 0.0). Line 1 is metadata (env_info, seed, exp_name, mmseg_version, config, ...);
@@ -24,7 +24,7 @@ import difflib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -88,9 +88,6 @@ class TrainingLog:
     val: list[ValRecord]
     warnings: list[str] = field(default_factory=list)
     n_other_lines: int = 0  # valid JSON lines that are neither train nor val
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(iters, values) of a train field ('loss', 'lr', ...) or a val metric ('mIoU', ...),
@@ -354,7 +351,7 @@ def _ham_from_obj(obj: Any) -> Optional[dict[str, str]]:
 
 def extract_ham_settings(meta: Mapping[str, Any]) -> Optional[dict[str, str]]:
     """NMF (Hamburger) settings from a log's metadata config (mmseg text, YAML text or dict).
-    Matters because the NMF rank of the released L model is uncertain (spec section 8, row 1)."""
+    Matters because the NMF rank of the released L model is uncertain (docs/design.md §8, row 1)."""
     cfg = meta.get("config")
     if isinstance(cfg, str):
         return _ham_from_text(cfg)

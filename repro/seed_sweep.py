@@ -10,8 +10,8 @@
         --eval-seeds 0..19 --work-dir sweeps/l_released          # eval-seed sweep of one checkpoint
 
 Layout: DIR/sweep.json (the plan), DIR/seed_<k>/ (training work dir: log.json, iter_*.npz, one
-eval_<mode>_s<e>.json per evaluation, result.json when finished), DIR/checkpoint_eval/ for a
-checkpoint-only sweep. Everything is resumable: rerunning the same command skips finished seeds and
+eval_<mode>_s<e>.json per evaluation (eval_<mode>_s<e>_k<K>.json with --nmf-draws K > 1), result.json
+when finished), DIR/checkpoint_eval/ for a checkpoint-only sweep. Everything is resumable: rerunning the same command skips finished seeds and
 evaluations, and resumes training from a seed's latest checkpoint. Then: python repro/report.py DIR
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ SCRIPT = os.path.abspath(__file__)
 from segnext_jt.environment import child_env  # noqa: E402
 from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
                             install_signal_handlers, run_tool)
+from repro.results import EvalEntry, ResultError, RunResult, eval_entry_from_summary  # noqa: E402
 from segnext_jt.io.files import (json_safe, lock_holder, read_json, try_lock, unlock,  # noqa: E402
                                  write_json_atomic, write_text_atomic)
 
@@ -192,8 +193,12 @@ def stop_children(procs: list[subprocess.Popen], grace: float = TERM_GRACE_S) ->
 # --------------------------------------------------------------------------------------------
 # one unit of work (runs in its own process: a local worker, a slurm array task, or inline)
 # --------------------------------------------------------------------------------------------
+def eval_entry_name(mode: str, eval_seed: int, nmf_draws: int) -> str:
+    return f"eval_{mode}_s{eval_seed}" + (f"_k{nmf_draws}" if nmf_draws != 1 else "") + ".json"
+
+
 def evaluate_into(run_dir: str, cfg_path: str, overrides: list[str], checkpoint: str, eval_seeds: list[int],
-                  modes: list[str], progress: bool) -> list[dict]:
+                  modes: list[str], progress: bool, nmf_draws: int = 1) -> list[EvalEntry]:
     """Evaluate `checkpoint` under each (eval seed, mode) not already on disk; return all entries."""
     from segnext_jt.config import load_config
     from segnext_jt.evaluation.run import run_evaluation
@@ -203,27 +208,29 @@ def evaluate_into(run_dir: str, cfg_path: str, overrides: list[str], checkpoint:
     entries, model = [], None
     for eval_seed in eval_seeds:
         for mode in modes:
-            path = os.path.join(run_dir, f"eval_{mode}_s{eval_seed}.json")
+            path = os.path.join(run_dir, eval_entry_name(mode, eval_seed, nmf_draws))
             if not os.path.lexists(path):
-                cfg = load_config(cfg_path, overrides + [f"eval.seed={eval_seed}"])
+                cfg = load_config(cfg_path, overrides + [f"eval.seed={eval_seed}", f"eval.nmf_draws={nmf_draws}"])
                 if model is None:
                     model = build_segmentor(cfg)
                     load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None)
                 summary = run_evaluation(cfg, checkpoint, ms_flip=(mode == "msflip"), progress=progress, model=model)
-                entry = json_safe({"eval_seed": eval_seed, "mode": mode, "mIoU": summary["mIoU"],
-                                   "aAcc": summary["aAcc"], "mAcc": summary["mAcc"],
-                                   "per_class_iou": summary["per_class_iou"], "seconds": summary["seconds"],
-                                   "num_images": summary["num_images"]})
+                entry = json_safe(eval_entry_from_summary(summary, eval_seed, mode, nmf_draws))
                 if entry["mIoU"] is None:
                     raise SweepError(f"{run_dir}: evaluation (eval seed {eval_seed}, {mode}) gave no mIoU "
                                      f"(no labelled pixels in the validation set?)")
-                write_json_atomic(path, entry)
+                write_json_atomic(path, EvalEntry.from_json(entry, path, SweepError).to_json())
                 print(f"[{os.path.basename(run_dir)}] eval seed {eval_seed} {mode}: mIoU {entry['mIoU']:.2f}", flush=True)
             entry = read_json_file(path, "evaluation entry")
-            if not isinstance(entry, dict) or entry.get("eval_seed") != eval_seed or entry.get("mode") != mode:
-                raise SweepError(f"{path}: not an evaluation entry for eval seed {eval_seed}, mode {mode}; "
+            if not isinstance(entry, dict) or entry.get("eval_seed") != eval_seed or entry.get("mode") != mode \
+                    or entry.get("nmf_draws", 1) != nmf_draws:
+                raise SweepError(f"{path}: not an evaluation entry for eval seed {eval_seed}, mode {mode}, "
+                                 f"{nmf_draws} NMF draw(s); "
                                  "delete it to redo this evaluation")
-            entries.append(entry)
+            try:
+                entries.append(EvalEntry.from_json(entry, path))
+            except ResultError as exc:
+                raise SweepError(f"{exc}; delete it to redo this evaluation") from None
     return entries
 
 
@@ -272,11 +279,11 @@ def run_one_seed(args, seed: int) -> None:
             tr = read_json_file(train_result, "training result")
             final_loss = tr.get("final_loss") if isinstance(tr, dict) else None
             entries = evaluate_into(seed_dir, args.config, args.cfg_options, final_ckpt, eval_seeds,
-                                    modes_of(args), args.progress)
-            write_json_atomic(os.path.join(seed_dir, "result.json"), {
-                "seed": seed, "config": args.config, "checkpoint": os.path.relpath(final_ckpt, args.work_dir),
-                "final_loss": final_loss, "train_log": "log.json", "cfg_options": args.cfg_options,
-                "eval": entries})
+                                    modes_of(args), args.progress, args.nmf_draws)
+            write_json_atomic(os.path.join(seed_dir, "result.json"), RunResult(
+                seed=seed, config=args.config, checkpoint=os.path.relpath(final_ckpt, args.work_dir),
+                final_loss=final_loss, train_log="log.json", cfg_options=args.cfg_options,
+                evals=entries).to_json())
 
 
 def run_checkpoint_eval(args) -> None:
@@ -284,10 +291,10 @@ def run_checkpoint_eval(args) -> None:
     os.makedirs(run_dir, exist_ok=True)
     with held_lock(os.path.join(run_dir, LOCK_NAME), " (another eval-seed sweep running here?)"):
         entries = evaluate_into(run_dir, args.config, args.cfg_options, args.checkpoint, args.eval_seeds or [0],
-                                modes_of(args), args.progress)
-        write_json_atomic(os.path.join(run_dir, "result.json"), {
-            "seed": None, "config": args.config, "checkpoint": os.path.abspath(args.checkpoint),
-            "final_loss": None, "train_log": None, "cfg_options": args.cfg_options, "eval": entries})
+                                modes_of(args), args.progress, args.nmf_draws)
+        write_json_atomic(os.path.join(run_dir, "result.json"), RunResult(
+            seed=None, config=args.config, checkpoint=os.path.abspath(args.checkpoint),
+            final_loss=None, train_log=None, cfg_options=args.cfg_options, evals=entries).to_json())
 
 
 def seed_finished(args, seed: int) -> bool:
@@ -299,7 +306,8 @@ def seed_finished(args, seed: int) -> bool:
             or not all(isinstance(e, dict) for e in obj.get("eval", [])):
         raise SweepError(f"{path}: not a seed result (expected an object with an 'eval' list); delete it to "
                          "redo the seed's evaluations")
-    done = {(e.get("eval_seed"), e.get("mode")) for e in obj.get("eval", [])}
+    done = {(e.get("eval_seed"), e.get("mode")) for e in obj.get("eval", [])
+            if e.get("nmf_draws", 1) == args.nmf_draws}
     wanted = {(e, m) for e in (args.eval_seeds or [seed]) for m in modes_of(args)}
     return wanted <= done
 
@@ -317,6 +325,8 @@ def worker_command(args, seed: Optional[str], absolute: bool = False) -> list[st
         cmd += ["--max-seeds", str(args.max_seeds)]
     if args.no_msflip:
         cmd.append("--no-msflip")
+    if args.nmf_draws != 1:
+        cmd += ["--nmf-draws", str(args.nmf_draws)]
     if not args.progress:
         cmd.append("--no-progress")
     if args.cfg_options:
@@ -439,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a guard against typos such as 0..100000)")
     p.add_argument("--checkpoint", help="sweep eval seeds on this one checkpoint instead of training")
     p.add_argument("--no-msflip", action="store_true", help="single-scale evaluation only")
+    p.add_argument("--nmf-draws", type=_positive_int, default=1, metavar="K",
+                   help="average each test view over K NMF bases draws (default 1: the released protocol; "
+                        "fixed per work dir)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--gpus", type=_gpu_list, help="local: one seed per GPU, e.g. 0,1,2,3")
     p.add_argument("--procs", type=_positive_int, default=1, help="local CPU: seeds run concurrently (default 1)")
@@ -496,7 +509,7 @@ def _main(args) -> int:
     for seed in args.seeds:
         check_work_dir(os.path.join(args.work_dir, f"seed_{seed}"), f"seed_{seed} work dir")
     plan = {"config": args.config, "seeds": args.seeds, "eval_seeds": args.eval_seeds, "modes": modes_of(args),
-            "cfg_options": args.cfg_options, "launcher": args.launcher}
+            "cfg_options": args.cfg_options, "launcher": args.launcher, "nmf_draws": args.nmf_draws}
     plan_path = os.path.join(args.work_dir, "sweep.json")
     if os.path.lexists(plan_path):
         old = _read_plan(plan_path)
@@ -504,6 +517,9 @@ def _main(args) -> int:
         if old.get("config") != plan["config"] or old.get("cfg_options") != plan["cfg_options"]:
             raise UsageError(f"{args.work_dir} holds a sweep of {old.get('config')} {old.get('cfg_options')}; "
                              "use another --work-dir")
+        if old.get("nmf_draws", 1) != args.nmf_draws:
+            raise UsageError(f"{args.work_dir} holds a sweep with --nmf-draws {old.get('nmf_draws', 1)}; "
+                             "use another --work-dir for another number of draws")
         plan["seeds"] = list(dict.fromkeys(old.get("seeds", []) + args.seeds))
     plan["created"] = plan.get("created") or time.strftime("%Y-%m-%d %H:%M:%S")
     todo = [s for s in args.seeds if not seed_finished(args, s)]

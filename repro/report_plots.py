@@ -1,0 +1,95 @@
+"""The report's SVG figures, built with repro/plots.py from repro/report_analysis.py's data.
+Each function returns SVG text; naming and writing them is the renderer's job."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from repro import plots, stats
+from repro.logs import binned_mean
+from repro.report_analysis import CheckpointMode, Curves, Decomposition
+from repro.report_reference import Reference
+from repro.report_text import MODE_LABEL, fmt
+
+REPORTED = "reported"
+OFFICIAL_STYLE = {"color": "#222222", "dashed": True, "width": 3.0}
+
+
+def _summary_strip(name: str, values: Sequence[float], labels: Sequence[str],
+                   s: stats.Summary, extra: str, title: str, reference: Reference, mode: str,
+                   **kw) -> str:
+    """One strip-plot column with the mean and its t-interval, against the reported number."""
+    return plots.strip_plot(
+        [plots.StripGroup(name, values, labels, ci=(s.t_ci_low, s.t_ci_high),
+                          extra_lines=[extra])],
+        title=title, ylabel="mIoU (%)", reference=reference.for_mode(mode),
+        reference_range=reference.range_for(mode), reference_label=REPORTED, **kw)
+
+
+def seed_strip(mode: str, values: dict[int, float], s: stats.Summary,
+               reference: Reference) -> str:
+    """The selected mIoU of every training seed."""
+    return _summary_strip(MODE_LABEL[mode], list(values.values()), [str(k) for k in values], s,
+                          f"n={s.n}, mean {s.mean:.2f}",
+                          f"{MODE_LABEL[mode]} mIoU per training seed", reference, mode)
+
+
+def checkpoint_strip(mode: str, m: CheckpointMode, reference: Reference) -> str:
+    """One checkpoint, one dot per eval seed."""
+    s = m.summary
+    return _summary_strip(MODE_LABEL[mode], m.values, [str(e.eval_seed) for e in m.evals], s,
+                          f"n={s.n}, sd {fmt(s.std, '.3f')}",
+                          f"checkpoint {MODE_LABEL[mode]} mIoU per eval seed", reference, mode,
+                          point_label="eval seed")
+
+
+def checkpoint_histogram(mode: str, m: CheckpointMode, reference: Reference) -> str:
+    return plots.histogram(m.values, f"checkpoint {MODE_LABEL[mode]} mIoU over eval seeds",
+                           "mIoU (%)", reference=reference.for_mode(mode),
+                           reference_label=REPORTED)
+
+
+def eval_spread(mode: str, d: Decomposition, reference: Reference) -> str:
+    """Every evaluation, grouped by training seed."""
+    groups = [plots.StripGroup(f"seed {s}", list(v.values()), [str(e) for e in v],
+                               color=plots.PALETTE[i % len(plots.PALETTE)])
+              for i, (s, v) in enumerate(d.table.items())]
+    return plots.strip_plot(groups, f"{MODE_LABEL[mode]} mIoU per eval seed, by training seed",
+                            "mIoU (%)", reference=reference.for_mode(mode),
+                            reference_label=REPORTED, point_label="eval seed",
+                            width=max(560, 120 + 90 * len(groups)))
+
+
+def all_ss_histogram(values: list[float], reference: Reference) -> str:
+    return plots.histogram(values, "single-scale mIoU, every (training seed, eval seed) pair",
+                           "mIoU (%)", reference=reference.ss,
+                           reference_range=reference.ss_range, reference_label=REPORTED)
+
+
+def compare_strip(mode: str, pc: stats.PairedComparison, label: str, other_label: str,
+                  reference: Reference) -> str:
+    return plots.strip_plot(
+        [plots.StripGroup(label, pc.a, pc.seeds), plots.StripGroup(other_label, pc.b, pc.seeds)],
+        f"{MODE_LABEL[mode]} mIoU on common seeds", "mIoU (%)",
+        reference=reference.for_mode(mode), reference_label=REPORTED)
+
+
+def learning_curves(c: Curves) -> tuple[Optional[str], Optional[str]]:
+    """(loss plot, validation mIoU plot); None where there is nothing to draw."""
+    assert c.window is not None
+    loss, miou = [], []
+    named = [(f"seed {s}", lg, {"color": plots.PALETTE[i % len(plots.PALETTE)]})
+             for i, (s, lg) in enumerate(c.logs.items())]
+    if c.official is not None:
+        named.append(("official", c.official, OFFICIAL_STYLE))
+    for name, lg, style in named:
+        x, y = binned_mean(*lg.series("loss"), c.window)
+        loss.append(plots.Series(name, x, y, **style))
+        vx, vy = lg.series("mIoU")
+        if vx.size:
+            miou.append(plots.Series(name, vx, vy, markers=True, **style))
+    xlim = (0.0, float(c.max_iter)) if c.max_iter > 0 else None  # iterations start at 0
+    loss_svg = (plots.line_plot(loss, "training loss", "iteration", "loss", xlim=xlim)
+                if any(len(s.x) for s in loss) else None)
+    miou_svg = (plots.line_plot(miou, "validation mIoU during training", "iteration",
+                                "mIoU (%)", xlim=xlim) if miou else None)
+    return loss_svg, miou_svg
