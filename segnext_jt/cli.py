@@ -163,6 +163,15 @@ def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_err
         return _report(exc, 2)
 
 
+def run_checkpoint_tool(fn: Callable[[], int], interrupted_message: str = "nothing written") -> int:
+    """`run_tool` for a tool that reads a config and checkpoints: config errors and a missing
+    checkpoint exit 2, a refused checkpoint exits 1."""
+    from .config import ConfigError
+    from .io.errors import CheckpointError, CheckpointNotFoundError
+    return run_tool(fn, usage_errors=(ConfigError, CheckpointNotFoundError), input_errors=(CheckpointError,),
+                    interrupted_message=interrupted_message)
+
+
 def _report(exc: BaseException, code: int) -> int:
     if debug_enabled():
         raise exc

@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 
+from _inference import pad_bottom_right
 from conftest import ROOT, assert_close_fwd, fixture_dir, fixture_model
 
 import jittor as jt
 
 from segnext_jt import load_config
-from segnext_jt.data.transforms import TestResizeInfo
+from segnext_jt.data.eval_views import ViewInfo
 from segnext_jt.evaluation.evaluator import logits_to_original
-from segnext_jt.evaluation.inference import pad_bottom_right
 from segnext_jt.evaluation.run import run_evaluation
 from segnext_jt.io.errors import CheckpointMismatchError, CheckpointNotFoundError
 
@@ -75,8 +75,8 @@ def test_pad_pipeline_matches_mmseg1_fixture_through_the_evaluator_path():
     x = jt.array(np.load(fixture_dir(name) / "input.npy"))
     padded = pad_bottom_right(x, 32)
     logits = model.encode_decode(padded, None, np.load(fixture_dir(name) / "bases_raw.npy"))
-    info = TestResizeInfo(mode="pad", ori_shape=(97, 131), resized_shape=(97, 131),
-                          input_shape=tuple(padded.shape[2:]), valid_shape=(97, 131), flip=False)
+    info = ViewInfo(mode="pad", ori_shape=(97, 131), resized_shape=(97, 131),
+                    input_shape=tuple(padded.shape[2:]), valid_shape=(97, 131), flip=False)
     got = np.concatenate([logits_to_original(logits[i:i + 1], info).numpy() for i in range(2)])
     assert_close_fwd(got, np.load(fixture_dir(name) / "seg_logits_pipeline.npy"), "pad pipeline")
 

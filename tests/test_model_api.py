@@ -26,12 +26,13 @@ from segnext_jt import ConfigError, build_segmentor, load_checkpoint, load_confi
 from segnext_jt.config import parse_overrides
 from segnext_jt.io import UnsafeCheckpointError, read_torch_checkpoint
 from segnext_jt.models import layers
-from segnext_jt.models.ham_head import KEY_ADHOC, KEY_EVAL, NMFBasesSampler
+from segnext_jt.models.ham_head import NMFBasesSampler
+from segnext_jt.rng import NMF_ADHOC, NMF_EVAL
 
 TINY = "tiny-test_eval_64x64"
 CONFIGS = ROOT / "configs"
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-# whole-model parameter counts (mmseg 1.x code, 150 classes; spec section 1.1)
+# whole-model parameter counts (mmseg 1.x code, 150 classes; docs/design.md §1.1)
 PARAMS = {"t": 4_263_414, "s": 13_932_886, "b": 27_636_310, "l": 48_926_550}
 
 
@@ -104,7 +105,7 @@ def test_backbone_head_and_predict_shapes_on_odd_input(tiny):
         assert tuple(f.shape) == (1, dims[i], *size), f"stage {i + 1}"
     assert [tuple(f.shape[2:]) for f in feats] == [(25, 33), (13, 17), (7, 9), (4, 5)]
 
-    keys = [(KEY_EVAL, 0)]
+    keys = [(NMF_EVAL, 0)]
     logits = tiny.decode_head(feats, keys)
     assert tuple(logits.shape) == (1, tiny.num_classes, 13, 17)  # stride 8 = feats[1]
     full = tiny.encode_decode(x, keys)
@@ -126,7 +127,7 @@ def test_slide_inference_windows_draw_their_own_nmf_key(tiny):
 
     sampler.draw = recording_draw
     try:
-        out = tiny.predict(x, [(KEY_EVAL, 42)], mode="slide", crop_size=crop, stride=stride)
+        out = tiny.predict(x, [(NMF_EVAL, 42)], mode="slide", crop_size=crop, stride=stride)
         n_windows = len(drawn)
         tiny.set_nmf_seed(0)
         drawn_adhoc_start = len(drawn)
@@ -138,7 +139,7 @@ def test_slide_inference_windows_draw_their_own_nmf_key(tiny):
 
     # mmseg grid: max(H - crop + stride - 1, 0) // stride + 1 per axis -> 3 x 3 windows
     assert n_windows == 9
-    assert drawn[:9] == [[(KEY_EVAL, 42, i)] for i in range(9)]  # image key + window index
+    assert drawn[:9] == [[(NMF_EVAL, 42, i)] for i in range(9)]  # image key + window index
     # without keys every window is its own ad-hoc draw (call counter advances per window)
     assert drawn[drawn_adhoc_start:] == [None] * 9 and adhoc_calls == 9
 
@@ -149,7 +150,7 @@ def test_slide_inference_windows_draw_their_own_nmf_key(tiny):
     window = 0
     for y1 in (0, 24, 32):  # the last window is shifted to end at the border
         for x1 in (0, 24, 48):
-            crop_logits = tiny.encode_decode(jt.array(xs[:, :, y1:y1 + 32, x1:x1 + 32]), [(KEY_EVAL, 42, window)])
+            crop_logits = tiny.encode_decode(jt.array(xs[:, :, y1:y1 + 32, x1:x1 + 32]), [(NMF_EVAL, 42, window)])
             acc[:, :, y1:y1 + 32, x1:x1 + 32] += crop_logits.numpy()
             count[y1:y1 + 32, x1:x1 + 32] += 1
             window += 1
@@ -168,25 +169,25 @@ def test_predict_rejects_unknown_mode(tiny):
 def test_sampler_draw_depends_only_on_seed_and_key():
     a, b = NMFBasesSampler(seed=7), NMFBasesSampler(seed=7)
     b.draw(None, 3, 16, 8)  # history (ad-hoc calls, other keys) must not matter
-    b.draw([(KEY_EVAL, 99)], 1, 16, 8)
-    batch = a.draw([(KEY_EVAL, 1), (KEY_EVAL, 2, 5)], 2, 16, 8)
-    alone = b.draw([(KEY_EVAL, 2, 5)], 1, 16, 8)
+    b.draw([(NMF_EVAL, 99)], 1, 16, 8)
+    batch = a.draw([(NMF_EVAL, 1), (NMF_EVAL, 2, 5)], 2, 16, 8)
+    alone = b.draw([(NMF_EVAL, 2, 5)], 1, 16, 8)
     assert batch.shape == (2, 16, 8) and batch.dtype == np.float32
     assert ((batch >= 0) & (batch < 1)).all()
     assert _bits_equal(batch[1:], alone)
     assert not np.array_equal(batch[0], batch[1])
-    assert not np.array_equal(NMFBasesSampler(seed=8).draw([(KEY_EVAL, 2, 5)], 1, 16, 8), alone)
-    # ad-hoc draws are keyed (KEY_ADHOC, call counter, index): reproducible per seed
+    assert not np.array_equal(NMFBasesSampler(seed=8).draw([(NMF_EVAL, 2, 5)], 1, 16, 8), alone)
+    # ad-hoc draws are keyed (NMF_ADHOC, call counter, index): reproducible per seed
     c = NMFBasesSampler(seed=7)
     first, second = c.draw(None, 2, 16, 8), c.draw(None, 2, 16, 8)
     assert not np.array_equal(first, second)
-    assert _bits_equal(first, NMFBasesSampler(seed=7).draw([(KEY_ADHOC, 0, 0), (KEY_ADHOC, 0, 1)], 2, 16, 8))
+    assert _bits_equal(first, NMFBasesSampler(seed=7).draw([(NMF_ADHOC, 0, 0), (NMF_ADHOC, 0, 1)], 2, 16, 8))
     with pytest.raises(ValueError, match="keys"):
-        c.draw([(KEY_EVAL, 1)], 2, 16, 8)
+        c.draw([(NMF_EVAL, 1)], 2, 16, 8)
 
 
 def test_same_seed_and_keys_give_bit_identical_logits(tiny, x64):
-    keys = [(KEY_EVAL, 11), (KEY_EVAL, 12)]
+    keys = [(NMF_EVAL, 11), (NMF_EVAL, 12)]
     tiny.set_nmf_seed(3)
     first = tiny.encode_decode(x64, keys).numpy()
     second = tiny.encode_decode(x64, keys).numpy()
@@ -203,13 +204,13 @@ def test_same_seed_and_keys_give_bit_identical_logits(tiny, x64):
     tiny.set_nmf_seed(3)
     assert _bits_equal(tiny.encode_decode(x64, keys), first)
     # another key for one image changes that image only
-    changed = tiny.encode_decode(x64, [(KEY_EVAL, 11), (KEY_EVAL, 13)]).numpy()
+    changed = tiny.encode_decode(x64, [(NMF_EVAL, 11), (NMF_EVAL, 13)]).numpy()
     assert _bits_equal(changed[0], first[0]) and not np.array_equal(changed[1], first[1])
 
 
 def test_batch_result_equals_each_image_alone(tiny, x64):
     """An image's logits do not depend on what else is in the batch: bit-identical on the CPU."""
-    keys = [(KEY_EVAL, 21), (KEY_EVAL, 22)]
+    keys = [(NMF_EVAL, 21), (NMF_EVAL, 22)]
     tiny.set_nmf_seed(5)
     batch = tiny.encode_decode(x64, keys).numpy()
     xs = x64.numpy()
@@ -229,9 +230,9 @@ def test_unkeyed_calls_draw_new_bases_and_reseeding_replays_them(tiny, x64):
     tiny.set_nmf_seed(9)
     assert _bits_equal(tiny.encode_decode(x64), first)
     assert _bits_equal(tiny.encode_decode(x64), second)
-    # unkeyed call n uses the keys (KEY_ADHOC, n, i)
+    # unkeyed call n uses the keys (NMF_ADHOC, n, i)
     tiny.set_nmf_seed(9)
-    assert _bits_equal(tiny.encode_decode(x64, [(KEY_ADHOC, 0, 0), (KEY_ADHOC, 0, 1)]), first)
+    assert _bits_equal(tiny.encode_decode(x64, [(NMF_ADHOC, 0, 0), (NMF_ADHOC, 0, 1)]), first)
 
 
 def _tiny_variant(**ham):
@@ -251,9 +252,9 @@ def test_stored_bases_when_rand_init_is_false(tiny, x64):
     model.load_state_dict({k: v.numpy() for k, v in tiny.state_dict().items()})  # the bases stay
     model.eval()
     model.set_nmf_seed(0)
-    ref = model.encode_decode(x64, [(KEY_EVAL, 1), (KEY_EVAL, 2)]).numpy()
+    ref = model.encode_decode(x64, [(NMF_EVAL, 1), (NMF_EVAL, 2)]).numpy()
     model.set_nmf_seed(12345)
-    assert _bits_equal(model.encode_decode(x64, [(KEY_EVAL, 3), (KEY_EVAL, 4)]), ref)
+    assert _bits_equal(model.encode_decode(x64, [(NMF_EVAL, 3), (NMF_EVAL, 4)]), ref)
     assert _bits_equal(model.encode_decode(x64), ref)
     assert _bits_equal(model.state_dict()["decode_head.hamburger.ham.bases"], bases)
     # the stored bases are exactly what the forward uses
@@ -267,7 +268,7 @@ def test_one_step_gradient_same_forward_different_gradient(tiny, x64):
     weights = {k: v.numpy() for k, v in tiny.state_dict().items()}
     full.load_state_dict(weights)
     one_step.load_state_dict(weights)
-    keys = [(KEY_EVAL, 31), (KEY_EVAL, 32)]
+    keys = [(NMF_EVAL, 31), (NMF_EVAL, 32)]
 
     full.eval()
     one_step.eval()
@@ -278,7 +279,7 @@ def test_one_step_gradient_same_forward_different_gradient(tiny, x64):
     grads, losses = {}, {}
     for tag, model in (("full", full), ("one_step", one_step)):
         model.train()
-        layers.set_dropout_rng(np.random.default_rng(0))  # same DropPath/Dropout2d masks for both
+        model.set_dropout_rng(np.random.default_rng(0))  # same DropPath/Dropout2d masks for both
         out = model.loss(x64, label, keys)
         losses[tag] = out["loss"].item()
         grads[tag] = jt.grad(out["loss"], model.state_dict()[name]).numpy()

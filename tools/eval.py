@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Evaluate a checkpoint: python tools/eval.py CONFIG CHECKPOINT [--ms-flip] [--seed S]
+"""Evaluate a checkpoint: python tools/eval.py CONFIG CHECKPOINT [--ms-flip] [--seed S] [--nmf-draws K]
 [--batch-size N] [--workers N] [--out-dir DIR] [--json FILE] [--cfg-options key=value ...].
 
 CHECKPOINT may be any format segnext_jt reads: a released mmseg .pth, an original-repo .pth, a JSeg
 .pkl, or one of our .npz files. `--seed` fixes the NMF bases (mmseg draws new ones on every run,
-which is why the same checkpoint gives different numbers there)."""
+which is why the same checkpoint gives different numbers there). `--nmf-draws K` averages each view's
+softmax over K seeded NMF draws (K=1, the default, is the released protocol; see README "Eval noise")."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,8 @@ def parse_args(argv=None):
     p.add_argument("checkpoint")
     p.add_argument("--ms-flip", action="store_true", help="6 scales x {no flip, flip}, probabilities averaged")
     p.add_argument("--seed", type=int, help="NMF bases seed (default: eval.seed of the config)")
+    p.add_argument("--nmf-draws", type=int, metavar="K",
+                   help="average each view's softmax over K NMF bases draws (default: eval.nmf_draws, 1)")
     p.add_argument("--batch-size", type=int, help="images per forward (result does not depend on it)")
     p.add_argument("--workers", type=int, help="data loading processes (result does not depend on it)")
     p.add_argument("--pipeline", choices=["stretch", "pad"], help="test resize: mmseg 0.x stretch or 1.x pad")
@@ -45,8 +48,9 @@ def _run(args) -> int:
     out_dir = check_output_dir(args.out_dir, "--out-dir") if args.out_dir else None
     ensure_file(args.checkpoint)
     overrides = list(args.cfg_options)
-    for flag, key in ((args.seed, "eval.seed"), (args.batch_size, "eval.batch_size"),
-                      (args.workers, "eval.num_workers"), (args.pipeline, "eval.pipeline"), (args.mode, "eval.mode")):
+    for flag, key in ((args.seed, "eval.seed"), (args.nmf_draws, "eval.nmf_draws"),
+                      (args.batch_size, "eval.batch_size"), (args.workers, "eval.num_workers"),
+                      (args.pipeline, "eval.pipeline"), (args.mode, "eval.mode")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
     cfg = load_config(args.config, overrides)
@@ -60,7 +64,7 @@ def _run(args) -> int:
     if json_path:
         write_json_atomic(json_path, summary)  # whole or absent, never invalid JSON
     print(table)
-    print(json.dumps({k: summary[k] for k in ("mIoU", "mAcc", "aAcc", "ms_flip", "seed", "num_images",
+    print(json.dumps({k: summary[k] for k in ("mIoU", "mAcc", "aAcc", "ms_flip", "seed", "nmf_draws", "num_images",
                                               "views_per_image", "seconds")}))
     return 0
 
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
     from segnext_jt.cli import run_tool
     from segnext_jt.config import ConfigError
     from segnext_jt.data.ade20k import DataError
-    from segnext_jt.data.loader import SampleLoadError
+    from segnext_jt.data.sampling import SampleLoadError
     from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
     return run_tool(lambda: _run(args), usage_errors=(ConfigError, CheckpointNotFoundError),
                     input_errors=(CheckpointError, DataError, SampleLoadError),

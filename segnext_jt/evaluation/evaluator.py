@@ -1,9 +1,10 @@
 """Dataset evaluation: single scale or ms+flip, mmseg-exact metrics, seeded per-image NMF bases.
 
 Every view of every image draws its NMF bases from the key
-(KEY_EVAL, crc32(image file name), round(1000 * ratio), flip), so the result depends only on
-(config, weights, seed) - not on batch size, worker count or image order. The single-scale view
-uses the key of the ratio-1.0, unflipped TTA view.
+(NMF_EVAL, crc32(image file name), round(1000 * ratio), flip) (segnext_jt.rng.nmf_eval_key), so the
+result depends only on (config, weights, seed) - not on batch size, worker count or image order. The
+single-scale view uses the key of the ratio-1.0, unflipped TTA view. With `eval.nmf_draws` K > 1,
+each view averages its softmax over K draws (draw d > 0 appends d to the key).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from jittor import nn
 
 from ..config import EvalConfig
 from ..data.ade20k import RawSample
-from ..data.transforms import TestResizeInfo, test_resize, tta_scales
-from ..models.ham_head import KEY_EVAL, image_key
+from ..data.eval_views import ViewInfo, make_view_input, tta_scales
+from ..rng import nmf_eval_key
 from ..models.layers import resize_bilinear
 from .metrics import IoUMetric
 
@@ -33,8 +34,8 @@ class View:
     flip: bool
     size: Optional[tuple]  # (w, h) resize target, None = keep-ratio resize to the config scale
 
-    def key(self, name: str) -> tuple:
-        return (KEY_EVAL, image_key(os.path.basename(name)), int(round(self.ratio * 1000)), int(self.flip))
+    def key(self, name: str, draw: int = 0) -> tuple:
+        return nmf_eval_key(os.path.basename(name), self.ratio, self.flip, draw)
 
 
 def plan_views(img_w: int, img_h: int, cfg: EvalConfig, ms_flip: bool) -> list[View]:
@@ -45,7 +46,7 @@ def plan_views(img_w: int, img_h: int, cfg: EvalConfig, ms_flip: bool) -> list[V
     return [View(r, f, tuple(s)) for r, s in zip(cfg.tta_ratios, sizes) for f in flips]
 
 
-def logits_to_original(logits: jt.Var, info: TestResizeInfo) -> jt.Var:
+def logits_to_original(logits: jt.Var, info: ViewInfo) -> jt.Var:
     """Network-input logits (1, K, h, w) -> logits at the original image size: crop the padding
     ('pad'), undo the flip, bilinear resize to the original (h, w)."""
     vh, vw = info.valid_shape
@@ -79,8 +80,9 @@ class Evaluator:
         self.forward_calls = 0  # number of image-views that went through the network
 
     def predict_probs(self, samples: Sequence[RawSample], ms_flip: bool) -> list[np.ndarray]:
-        """Softmax probabilities (K, H, W) at original size per sample, averaged over the views.
-        Views of equal input shape (across the samples) share one forward call."""
+        """Softmax probabilities (K, H, W) at original size per sample, averaged over the views (and
+        the NMF draws of each view). Views of equal input shape (across the samples) share one
+        forward call."""
         cfg = self.cfg
         sums: list = [None] * len(samples)
         plans = [plan_views(s.img.shape[1], s.img.shape[0], cfg, ms_flip) for s in samples]
@@ -88,21 +90,23 @@ class Evaluator:
             groups: dict = {}
             for i, s in enumerate(samples):
                 view = plans[i][v]
-                inp, info = test_resize(s.img, tuple(cfg.scale), cfg.pipeline, cfg.size_divisor,
-                                        size=view.size, flip=view.flip, mean=self.mean, std=self.std)
-                groups.setdefault(inp.shape, []).append((i, inp, info, view.key(s.filename)))
+                inp, info = make_view_input(s.img, tuple(cfg.scale), cfg.pipeline, cfg.size_divisor,
+                                            size=view.size, flip=view.flip, mean=self.mean, std=self.std)
+                groups.setdefault(inp.shape, []).append((i, inp, info, view, s.filename))
             for members in groups.values():
                 batch = jt.array(np.stack([m[1] for m in members]))
-                keys = [m[3] for m in members]
+                keys_per_draw = [[view.key(name, d) for _, _, _, view, name in members]
+                                 for d in range(cfg.nmf_draws)]
                 with jt.no_grad():
-                    logits = self.model.predict(batch, keys, mode=cfg.mode, crop_size=cfg.slide_crop,
-                                                stride=cfg.slide_stride)
+                    draws = self.model.predict_draws(batch, keys_per_draw, mode=cfg.mode,
+                                                     crop_size=cfg.slide_crop, stride=cfg.slide_stride)
                 self.forward_calls += len(members)
-                for j, (i, _, info, _) in enumerate(members):
-                    prob = nn.softmax(logits_to_original(logits[j:j + 1], info), dim=1)[0]
-                    sums[i] = prob if sums[i] is None else sums[i] + prob
+                for j, (i, _, info, _, _) in enumerate(members):
+                    for logits in draws:
+                        prob = nn.softmax(logits_to_original(logits[j:j + 1], info), dim=1)[0]
+                        sums[i] = prob if sums[i] is None else sums[i] + prob
         n_views = len(plans[0]) if plans else 1
-        return [(s / n_views).numpy() for s in sums]
+        return [(s / (n_views * cfg.nmf_draws)).numpy() for s in sums]
 
     def evaluate(self, loader, ms_flip: bool = False, on_prediction: Optional[Callable] = None,
                  progress: bool = True, desc: str = "eval") -> EvalResult:

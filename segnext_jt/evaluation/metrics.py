@@ -1,4 +1,4 @@
-"""Semantic-segmentation IoU metric with mmseg's arithmetic (spec section 6).
+"""Semantic-segmentation IoU metric with mmseg's arithmetic (docs/design.md §6).
 
 Pure NumPy on purpose: evaluation results must not depend on the framework or device, and the
 reproducibility tooling (repro/) imports this module without Jittor.
@@ -95,16 +95,6 @@ class IoUMetric:
             raise ValueError(
                 f"IoUMetric.update: {what} value(s) {shown}{more} outside [0, {self.num_classes}) "
                 f"and not ignore_index={self.ignore_index}")
-
-    @staticmethod
-    def image_counts(pred: np.ndarray, label: np.ndarray, num_classes: int,
-                     ignore_index: int = 255) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                       np.ndarray]:
-        """Per-class (intersect, union, pred, label) counts of one image, like mmseg's
-        ``intersect_and_union`` (without its label_map / reduce_zero_label options)."""
-        tmp = IoUMetric(num_classes, ignore_index)
-        tmp.update(pred, label)
-        return tmp.area_intersect, tmp.area_union, tmp.area_pred, tmp.area_label
 
     def update(self, pred: np.ndarray, label: np.ndarray) -> None:
         """Add one image: ``pred`` an integer class map, ``label`` the same shape (may hold

@@ -41,7 +41,7 @@ def majority_baseline(dataset) -> dict:
 def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False, out_dir: Optional[str] = None,
                    limit: Optional[int] = None, progress: bool = True, model=None, logger=print) -> dict:
     """Returns a JSON-able summary: mIoU/mAcc/aAcc (%), per-class IoU/Acc (%), counts, timing, table."""
-    dataset = build_dataset(cfg.data, "val")
+    dataset = build_dataset(cfg.data, "val", cfg.model.decode_head.num_classes)
     check_dataset_matches(cfg, dataset)
     if model is None:
         model = build_segmentor(cfg)
@@ -67,10 +67,12 @@ def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False
 
     return {
         "config": cfg.source, "checkpoint": checkpoint, "seed": cfg.eval.seed, "ms_flip": ms_flip,
+        "nmf_draws": cfg.eval.nmf_draws,
         "pipeline": cfg.eval.pipeline, "mode": cfg.eval.mode,
         "mIoU": m["mIoU"], "mAcc": m["mAcc"], "aAcc": m["aAcc"],
         "per_class": {name: {"IoU": pct(i), "Acc": pct(a)} for name, i, a in zip(dataset.classes, m["IoU"], m["Acc"])},
         "per_class_iou": [pct(v) for v in m["IoU"]],
+        "class_names": list(dataset.classes),  # the declared names, in per_class_iou's order
         "num_images": result.num_images, "views_per_image": result.views_per_image,
         "forward_calls": result.forward_calls, "seconds": result.seconds, "table": result.table,
         "metric_state": result.metric_state,

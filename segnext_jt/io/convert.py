@@ -10,7 +10,7 @@ Supported inputs (detected from the file content, not the extension):
 | `backbone_pretrain` | ImageNet MSCAN weights: keys without `backbone.`, maybe a `head.*` classifier |
 | `native`            | our `.npz` (see `native.py`)                               |
 
-Normalisation (spec §1.5): strip `module.`; rename `.mlp.dwconv.dwconv.` -> `.mlp.dwconv.`; add a 0-d
+Normalisation (docs/design.md §1.5): strip `module.`; rename `.mlp.dwconv.dwconv.` -> `.mlp.dwconv.`; add a 0-d
 int64 `num_batches_tracked` = 0 next to every BN `running_mean` lacking one; for backbone pretrain files
 drop `head.*` and prefix `backbone.`.
 
@@ -355,6 +355,18 @@ def _cast_for_model(value: np.ndarray, dtype: Optional[np.dtype], shape: Shape) 
     return out if out.flags.c_contiguous else np.array(out, order="C")
 
 
+def _frozen_bases_hint(report: MatchReport) -> str:
+    """The likely cause when the only difference is the stored NMF bases (tools/freeze_nmf_bases.py)."""
+    bases = "decode_head.hamburger.ham.bases"
+    if report.unexpected == [bases] and not report.missing and not report.mismatched:
+        return ("the checkpoint stores frozen NMF bases: evaluate it with "
+                "--cfg-options model.decode_head.ham.rand_init=false")
+    if report.missing == [bases] and not report.unexpected and not report.mismatched:
+        return ("the config has rand_init: false but the checkpoint stores no NMF bases: "
+                "create them with tools/freeze_nmf_bases.py")
+    return ""
+
+
 def load_checkpoint(
     model: Any,
     path: "str | os.PathLike[str]",
@@ -404,7 +416,7 @@ def load_checkpoint(
     if effective_strict and not report.ok:
         raise CheckpointMismatchError(
             f"{header} does not match the model (strict=True):\n{report.describe()}\n"
-            f"  (pass strict=False to load only the matching keys)"
+            f"  ({_frozen_bases_hint(report) or 'pass strict=False to load only the matching keys'})"
         )
     if not report.matched:
         raise CheckpointMismatchError(f"{header}: no key matches the model, nothing loaded:\n{report.describe()}")

@@ -2,12 +2,12 @@
 
 NMF bases, the source of SegNeXt's eval-time randomness (the reference draws `torch.rand` on every
 forward), come here from `NMFBasesSampler`: one dedicated, seeded stream *per image*, addressed by a
-key such as (namespace, image id, view). An eval result therefore depends only on
-(weights, seed, image, view), never on batch size, worker count, image order or CPU vs CUDA.
+key such as (namespace, image id, view); segnext_jt/rng.py lists every key. An eval result
+therefore depends only on (weights, seed, image, view), never on batch size, worker count, image
+order or CPU vs CUDA.
 """
 from __future__ import annotations
 
-import zlib
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -16,24 +16,15 @@ from .. import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
+from ..rng import NMF_ADHOC, NMF_STORED_BASES_KEY, NMFKey, nmf_bases
 from .cpu_ops import bmm
 from .layers import Conv2d, Dropout2d, GroupNorm, resize_bilinear
 
-NMFKey = tuple  # a tuple of non-negative ints identifying one image/view/crop draw
-
-# Key namespaces: keep train, eval and ad-hoc draws from ever sharing a stream.
-KEY_TRAIN, KEY_EVAL, KEY_ADHOC = 0, 1, 2
-
-
-def image_key(name: str) -> int:
-    """Stable 32-bit id of an image from its file name (independent of dataset order)."""
-    return zlib.crc32(str(name).encode("utf-8"))
-
 
 class NMFBasesSampler:
-    """U[0,1) bases of shape (D, R) per key, from np.random.Generator(PCG64(SeedSequence([seed, *key]))).
+    """U[0,1) bases of shape (D, R) per key (segnext_jt.rng.nmf_bases: one stream per (seed, *key)).
 
-    Without explicit keys, draws are keyed by an internal call counter (KEY_ADHOC, call, index),
+    Without explicit keys, draws are keyed by an internal call counter (NMF_ADHOC, call, index),
     so a fixed sequence of forward calls is reproducible for a given seed."""
 
     def __init__(self, seed: int = 0):
@@ -41,8 +32,8 @@ class NMFBasesSampler:
         self.calls = 0
 
     def next_adhoc_keys(self, batch: int) -> list[NMFKey]:
-        """The keys of the next unkeyed call: (KEY_ADHOC, call, index in the batch)."""
-        keys = [(KEY_ADHOC, self.calls, i) for i in range(batch)]
+        """The keys of the next unkeyed call: (NMF_ADHOC, call, index in the batch)."""
+        keys = [(NMF_ADHOC, self.calls, i) for i in range(batch)]
         self.calls += 1
         return keys
 
@@ -51,11 +42,15 @@ class NMFBasesSampler:
             keys = self.next_adhoc_keys(batch)
         if len(keys) != batch:
             raise ValueError(f"NMF: got {len(keys)} bases keys for a batch of {batch}")
-        out = np.empty((batch, d, r), dtype=np.float32)
-        for i, key in enumerate(keys):
-            entropy = [self.seed] + [int(k) for k in key]
-            out[i] = np.random.default_rng(entropy).random((d, r), dtype=np.float32)
-        return out
+        return nmf_bases(self.seed, keys, d, r)
+
+
+def frozen_nmf_bases(seed: int, channels: int, rank: int) -> np.ndarray:
+    """The stored bases of `rand_init: false` (1, channels, rank): the seeded U[0,1) draw of
+    rng.NMF_STORED_BASES_KEY with unit-L2 columns (tools/freeze_nmf_bases.py writes these)."""
+    raw = nmf_bases(seed, [NMF_STORED_BASES_KEY], channels, rank)
+    norm = np.sqrt((raw * raw).sum(axis=1, keepdims=True, dtype=np.float32))
+    return (raw / np.maximum(norm, np.float32(1e-12))).astype(np.float32)
 
 
 def l2_normalize_columns(bases: jt.Var) -> jt.Var:
@@ -84,8 +79,7 @@ class NMF2D(nn.Module):
         if not rand_init:
             if channels is None:
                 raise ValueError("NMF2D(rand_init=False) needs `channels` to create its stored bases")
-            raw = self._sampler.draw([(KEY_ADHOC, 2**31 - 1, 0)], 1, channels // md_s, md_r)
-            self.bases = l2_normalize_columns(jt.array(raw)).stop_grad()
+            self.bases = jt.array(frozen_nmf_bases(seed, channels // md_s, md_r)).stop_grad()
 
     @property
     def sampler(self) -> NMFBasesSampler:

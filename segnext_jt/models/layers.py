@@ -2,7 +2,7 @@
 
 Jittor's own BatchNorm/GroupNorm/LayerNorm compute the variance as E[x^2] - E[x]^2 and keep a biased
 running variance; these versions use the two-pass variance and torch's unbiased running_var, so a
-port of a torch checkpoint gives the same numbers (spec section 8.1).
+port of a torch checkpoint gives the same numbers (docs/design.md §8.1).
 """
 from __future__ import annotations
 
@@ -204,51 +204,42 @@ class GELU(nn.Module):
         return gelu(x)
 
 
-# DropPath / Dropout2d masks come from this NumPy generator, not Jittor's RNG: Jittor's random ops
-# depend on process history, so a resumed run would not redraw the same masks. The trainer sets a
-# generator derived from (seed, iteration, rank) before every iteration.
-_dropout_rng = np.random.default_rng(0)
-
-
-def set_dropout_rng(rng: np.random.Generator) -> None:
-    global _dropout_rng
-    _dropout_rng = rng
-
-
-def _uniform(shape: Sequence[int]) -> jt.Var:
-    return jt.array(_dropout_rng.random(tuple(shape), dtype=np.float32))
-
-
 class DropPath(nn.Module):
-    """Stochastic depth per sample (timm/mmcv): x / keep * floor(keep + U[0,1))."""
+    """Stochastic depth per sample (timm/mmcv): x / keep * floor(keep + U[0,1)).
+
+    Masks come from `self.mask_rng`, a NumPy generator the model hands to every dropout layer
+    (EncoderDecoder.set_dropout_rng; the trainer sets segnext_jt.rng.dropout_rng(seed, it, rank))."""
 
     def __init__(self, drop_prob: float):
         self.drop_prob = float(drop_prob)
+        self.mask_rng = np.random.default_rng(0)
 
     def execute(self, x: jt.Var) -> jt.Var:
         if not self.training or self.drop_prob == 0.0:
             return x
         keep = 1.0 - self.drop_prob
-        mask = jt.floor(keep + _uniform([x.shape[0]] + [1] * (x.ndim - 1)))
-        return x / keep * mask
+        u = self.mask_rng.random((x.shape[0],) + (1,) * (x.ndim - 1), dtype=np.float32)
+        return x / keep * jt.floor(keep + jt.array(u))
 
 
 class Dropout2d(nn.Module):
-    """torch.nn.Dropout2d: zero whole channels with probability p, scale the rest by 1/(1-p)."""
+    """torch.nn.Dropout2d: zero whole channels with probability p, scale the rest by 1/(1-p).
+    Masks come from `self.mask_rng`, as DropPath's."""
 
     def __init__(self, p: float):
         self.p = float(p)
+        self.mask_rng = np.random.default_rng(0)
 
     def execute(self, x: jt.Var) -> jt.Var:
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        mask = (_uniform([x.shape[0], x.shape[1], 1, 1]) < keep).float32()
-        return x * mask / keep
+        u = self.mask_rng.random((x.shape[0], x.shape[1], 1, 1), dtype=np.float32)
+        return x * jt.array((u < keep).astype(np.float32)) / keep
 
 
 def resize_bilinear(x: jt.Var, size: Sequence[int]) -> jt.Var:
-    """F.interpolate(x, size, mode='bilinear', align_corners=False) for NCHW, differentiable.
+    """F.interpolate(x, size, mode='bilinear', align_corners=False) for NCHW, size = (h, w), differentiable.
     Separable: rows, then columns (a pure gather + weighted sum, no antialiasing, like torch)."""
     out_h, out_w = int(size[0]), int(size[1])
     n, c, in_h, in_w = x.shape

@@ -11,7 +11,7 @@ from jittor import nn
 
 from . import cpu_ops
 from .ham_head import LightHamHead, NMFKey
-from .layers import resize_bilinear
+from .layers import DropPath, Dropout2d, resize_bilinear
 from .mscan import MSCAN
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -43,6 +43,7 @@ class EncoderDecoder(nn.Module):
         self.backbone = backbone
         self.decode_head = decode_head
         self.ignore_index = ignore_index
+        self.set_dropout_rng(np.random.default_rng(0))
 
     @property
     def num_classes(self) -> int:
@@ -66,6 +67,13 @@ class EncoderDecoder(nn.Module):
         self.decode_head.nmf.sampler.seed = int(seed)
         self.decode_head.nmf.sampler.calls = 0
 
+    def set_dropout_rng(self, generator: np.random.Generator) -> None:
+        """The NumPy generator every DropPath/Dropout2d layer draws its masks from (shared, so the
+        masks of one forward depend only on the generator's state; see segnext_jt/rng.py)."""
+        for module in self.modules():
+            if isinstance(module, (DropPath, Dropout2d)):
+                module.mask_rng = generator
+
     # ---------------------------------------------------------------- forward paths
     def extract_feat(self, img: jt.Var) -> list[jt.Var]:
         return self.backbone(img)
@@ -77,15 +85,27 @@ class EncoderDecoder(nn.Module):
         In inference every image of a batch runs alone: oneDNN and Jittor pick kernels and
         reduction orders by shape, batch size included, and an image's logits must not depend on
         what else is in its batch (bit-identical, tests/test_model_api.py)."""
+        return self._encode_decode_draws(img, [nmf_keys], nmf_bases)[0]
+
+    def encode_decode_draws(self, img: jt.Var, keys_per_draw: Sequence[Sequence[NMFKey]]) -> list[jt.Var]:
+        """Logits at input size for each NMF draw (`keys_per_draw[d]`: the keys of the batch's images
+        in draw d). The backbone runs once; only the head runs once per draw."""
+        return self._encode_decode_draws(img, keys_per_draw, None)
+
+    def _encode_decode_draws(self, img: jt.Var, keys_per_draw, nmf_bases) -> list[jt.Var]:
         batch = img.shape[0]
         if self.training or batch == 1:
-            logits = self.decode_head(self.extract_feat(img), nmf_keys, nmf_bases)
-            return resize_bilinear(logits, img.shape[2:])
-        if nmf_keys is None and nmf_bases is None and self.decode_head.nmf.rand_init:
-            nmf_keys = self.decode_head.nmf.sampler.next_adhoc_keys(batch)  # as one batched call
-        return jt.concat([self.encode_decode(img[i:i + 1], None if nmf_keys is None else [nmf_keys[i]],
-                                             None if nmf_bases is None else nmf_bases[i:i + 1])
-                          for i in range(batch)], dim=0)
+            feats = self.extract_feat(img)
+            return [resize_bilinear(self.decode_head(feats, keys, nmf_bases), img.shape[2:])
+                    for keys in keys_per_draw]
+        if nmf_bases is None and self.decode_head.nmf.rand_init:  # unkeyed: as one batched call
+            keys_per_draw = [self.decode_head.nmf.sampler.next_adhoc_keys(batch) if keys is None else keys
+                             for keys in keys_per_draw]
+        per_image = [self._encode_decode_draws(img[i:i + 1], [None if keys is None else [keys[i]]
+                                                              for keys in keys_per_draw],
+                                               None if nmf_bases is None else nmf_bases[i:i + 1])
+                     for i in range(batch)]
+        return [jt.concat([draws[d] for draws in per_image], dim=0) for d in range(len(keys_per_draw))]
 
     def execute(self, img: jt.Var, nmf_keys=None, nmf_bases=None) -> jt.Var:
         return self.encode_decode(img, nmf_keys, nmf_bases)
@@ -110,23 +130,30 @@ class EncoderDecoder(nn.Module):
     def predict(self, img: jt.Var, nmf_keys: Optional[Sequence[NMFKey]] = None, mode: str = "whole",
                 crop_size: Sequence[int] = (512, 512), stride: Sequence[int] = (341, 341)) -> jt.Var:
         """Test-time logits at input size: 'whole' image or 'slide' windows (mmseg semantics)."""
+        return self.predict_draws(img, [nmf_keys], mode, crop_size, stride)[0]
+
+    def predict_draws(self, img: jt.Var, keys_per_draw: Sequence[Optional[Sequence[NMFKey]]],
+                      mode: str = "whole", crop_size: Sequence[int] = (512, 512),
+                      stride: Sequence[int] = (341, 341)) -> list[jt.Var]:
+        """`predict` for several NMF draws at once (keys_per_draw[d]: the keys of draw d); the
+        backbone runs once per image (or window)."""
         if mode == "whole":
-            return self.encode_decode(img, nmf_keys)
+            return self._encode_decode_draws(img, keys_per_draw, None)
         if mode == "slide":
-            return self.slide_inference(img, nmf_keys, crop_size, stride)
+            return self.slide_inference(img, keys_per_draw, crop_size, stride)
         raise ValueError(f"predict: mode must be 'whole' or 'slide', got {mode!r}")
 
-    def slide_inference(self, img: jt.Var, nmf_keys: Optional[Sequence[NMFKey]],
-                        crop_size: Sequence[int], stride: Sequence[int]) -> jt.Var:
+    def slide_inference(self, img: jt.Var, keys_per_draw: Sequence[Optional[Sequence[NMFKey]]],
+                        crop_size: Sequence[int], stride: Sequence[int]) -> list[jt.Var]:
         """Overlapping windows; the last one in each row/column is shifted to end at the border.
         Window logits are summed and divided by the per-pixel window count. Each window draws its
-        own NMF bases (key: the image key + window index)."""
+        own NMF bases (key: the image key + window index). One result per draw."""
         h_crop, w_crop = crop_size
         h_stride, w_stride = stride
         batch, _, h_img, w_img = img.shape
         h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
         w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        preds = jt.zeros([batch, self.num_classes, h_img, w_img], "float32")
+        preds = [jt.zeros([batch, self.num_classes, h_img, w_img], "float32") for _ in keys_per_draw]
         count = np.zeros((h_img, w_img), dtype=np.float32)
         window = 0
         for h_idx in range(h_grids):
@@ -134,12 +161,15 @@ class EncoderDecoder(nn.Module):
                 y1 = min(h_idx * h_stride, max(h_img - h_crop, 0))
                 x1 = min(w_idx * w_stride, max(w_img - w_crop, 0))
                 y2, x2 = min(y1 + h_crop, h_img), min(x1 + w_crop, w_img)
-                keys = None if nmf_keys is None else [tuple(k) + (window,) for k in nmf_keys]
-                crop_logits = self.encode_decode(img[:, :, y1:y2, x1:x2], keys)
-                preds[:, :, y1:y2, x1:x2] += crop_logits
+                window_keys = [None if keys is None else [tuple(k) + (window,) for k in keys]
+                               for keys in keys_per_draw]
+                crop_logits = self._encode_decode_draws(img[:, :, y1:y2, x1:x2], window_keys, None)
+                for pred, logits in zip(preds, crop_logits):
+                    pred[:, :, y1:y2, x1:x2] += logits
                 count[y1:y2, x1:x2] += 1
                 window += 1
-        return preds / jt.array(count).broadcast(preds.shape, [0, 1])
+        divisor = jt.array(count).broadcast(preds[0].shape, [0, 1])
+        return [pred / divisor for pred in preds]
 
 
 def build_segmentor(cfg) -> EncoderDecoder:

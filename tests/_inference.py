@@ -1,17 +1,16 @@
-"""Test-time inference: tensor-level paths (whole, slide, mmseg 1.x padding) and the per-image
-pipelines (single scale and ms+flip, 'stretch' = mmseg 0.x, 'pad' = mmseg 1.x)."""
+"""Tensor-level test-time paths that the parity tests compare with the reference fixtures.
+
+The evaluator builds its inputs in NumPy (segnext_jt.data.eval_views); these are the same steps on
+an already normalised NCHW batch, as mmseg 1.x's SegDataPreProcessor and predict() run them.
+"""
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
-import numpy as np
-
-from .. import runtime  # noqa: F401
+import segnext_jt.runtime  # noqa: F401  (before jittor)
 import jittor as jt
 from jittor import nn
-
-from ..models.layers import resize_bilinear
 
 
 def pad_bottom_right(x: jt.Var, size_divisor: int, value: float = 0.0) -> jt.Var:
