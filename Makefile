@@ -33,7 +33,7 @@ test: venv
 	$(PY) -m pytest -q tests
 
 bench: venv
-	$(PY) bench/bench_model.py
+	$(PY) tools/benchmark.py configs/segnext_t.yaml --synthetic
 
 # On a CUDA machine: import, parity, T training step at batch 16, T/L fps, ms+flip CPU vs CUDA.
 gpu-check: venv

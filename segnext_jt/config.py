@@ -48,7 +48,7 @@ class HamConfig:
     """NMF2D settings (mmseg ham_kwargs)."""
     md_s: int = 1
     # NMF rank. mmseg 0.x/1.x configs use 16 for every size; the original repo and JSeg default to
-    # 64 for B and L (spec section 8, row 1). The released L checkpoint's own config text decides.
+    # 64 for B and L (docs/design.md §8, row 1). The released L checkpoint's own config text decides.
     md_r: int = 16
     train_steps: int = 6
     eval_steps: int = 7
@@ -112,12 +112,48 @@ class ModelConfig:
 # Data
 # --------------------------------------------------------------------------------------------
 @dataclass
+class SplitDirsConfig:
+    """Where one split's files are: folders relative to data.root (absolute paths as given)."""
+    img_dir: str = ""
+    ann_dir: str = ""
+    # Optional text file (relative to data.root) listing sample names, one per line, without suffix
+    # (mmseg's `split=`); without it every image in img_dir with a same-named label is a sample.
+    split_file: Optional[str] = None
+
+    def validate(self, where: str) -> None:
+        for name in ("img_dir", "ann_dir"):
+            if not getattr(self, name):
+                raise ConfigError(f"{where}.{name} is required (a folder, relative to data.root)")
+
+
+@dataclass
 class DataConfig:
-    dataset: Literal["ade20k", "demo_mnist", "cityscapes"] = "ade20k"
+    # A benchmark layout (class list and label convention fixed, see segnext_jt/data/build.py) or
+    # 'custom': your folders (train_dirs/val_dirs) and your classes.
+    dataset: Literal["ade20k", "demo_mnist", "cityscapes", "voc12_aug", "pascal_context59", "coco_stuff164k",
+                     "isaid", "custom"] = "ade20k"
     root: str = "data/ade/ADEChallengeData2016"
+    # the layouts' split names (sub-folders or split-file names); not used by 'custom'
     train_split: str = "training"
     val_split: str = "validation"
-    reduce_zero_label: bool = True
+    # 0 -> ignore, k -> k-1 after reading a label. null = the layout's convention (ADE20K, Pascal
+    # Context: true; the others: false); custom: false unless set.
+    reduce_zero_label: Optional[bool] = None
+    # custom only: class names, or the path of a classes.txt (one name per line; relative to root)
+    classes: Union[list[str], str, None] = None
+    # custom only: RGB per class for prediction overlays; generated when absent
+    palette: Optional[list[list[int]]] = None
+    # per-split folders: required for custom, optional for a layout (replaces its own folders)
+    train_dirs: Optional[SplitDirsConfig] = None
+    val_dirs: Optional[SplitDirsConfig] = None
+    # file endings; null = the layout's (custom: .jpg or .png images, .png labels)
+    img_suffix: Optional[str] = None
+    seg_map_suffix: Optional[str] = None
+    # the stored label value meaning "ignore" (mapped to 255, the ignore value of loss and metric)
+    ignore_index: int = 255
+    # stored value -> class id before reduce_zero_label (a value missing from it is an error), or
+    # the name of a built-in table ('coco_stuff164k': raw stuffthingmaps ids -> 171 train ids)
+    label_map: Union[dict[int, int], str, None] = None
     # train pipeline (mmseg ADE20K 512x512)
     scale: list[int] = field(default_factory=lambda: [2048, 512])
     ratio_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
@@ -136,6 +172,20 @@ class DataConfig:
             raise ConfigError(f"{where}: mean and std need 3 entries (RGB)")
         if self.num_workers < 0:
             raise ConfigError(f"{where}.num_workers must be >= 0, got {self.num_workers}")
+        if not 0 <= self.ignore_index <= 255:
+            raise ConfigError(f"{where}.ignore_index must be in 0..255 (labels are 8-bit), got {self.ignore_index}")
+        for name in ("train_dirs", "val_dirs"):
+            if getattr(self, name) is not None:
+                getattr(self, name).validate(f"{where}.{name}")
+        from .data.config_checks import check_data_config  # lazy: the data package imports this module
+        check_data_config(self, where)
+
+    def declared_num_classes(self) -> Optional[int]:
+        """The class count the config declares (None: a classes.txt, read when the dataset is built)."""
+        if self.dataset == "custom":
+            return len(self.classes) if isinstance(self.classes, list) else None
+        from .data.build import LAYOUTS
+        return len(LAYOUTS[self.dataset].classes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,6 +254,9 @@ class EvalConfig:
     batch_size: int = 1
     num_workers: int = 2
     seed: int = 0  # NMF bases seed at test time
+    # Softmax averaged over this many NMF bases draws per view. 1 = the released protocol (one draw
+    # per view); K > 1 is a lower-noise estimator of a slightly different quantity (README, "Eval noise").
+    nmf_draws: int = 1
 
     def validate(self, where: str) -> None:
         for name in ("scale", "slide_crop", "slide_stride"):
@@ -220,6 +273,34 @@ class EvalConfig:
             raise ConfigError(f"{where}.num_workers must be >= 0, got {self.num_workers}")
         if self.seed < 0:
             raise ConfigError(f"{where}.seed must be >= 0, got {self.seed}")
+        if not 1 <= self.nmf_draws <= 64:
+            raise ConfigError(f"{where}.nmf_draws must be in 1..64, got {self.nmf_draws}")
+
+
+# --------------------------------------------------------------------------------------------
+# Reference numbers
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ReferenceConfig:
+    """Published mIoU (%) a run of this config is compared with (repro/report.py); all null when
+    there is nothing to compare with (the demo, your own data)."""
+    ss: Optional[float] = None       # single scale
+    msflip: Optional[float] = None   # multi-scale + flip
+    ss_range: Optional[list[float]] = None  # [low, high] of single-scale results over seeds, if published
+    source: Optional[str] = None     # where the numbers come from (paper table, README, log)
+
+    def validate(self, where: str) -> None:
+        for name in ("ss", "msflip"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 100.0:
+                raise ConfigError(f"{where}.{name} is an mIoU in percent (0..100), got {value}")
+        if self.ss_range is not None:
+            if len(self.ss_range) != 2 or not 0.0 <= self.ss_range[0] <= self.ss_range[1] <= 100.0:
+                raise ConfigError(f"{where}.ss_range needs [low, high] percentages with low <= high, "
+                                  f"got {self.ss_range}")
+        has_numbers = any(v is not None for v in (self.ss, self.msflip, self.ss_range))
+        if has_numbers and not (self.source or "").strip():
+            raise ConfigError(f"{where}.source: say where the reference numbers come from (paper table, README)")
 
 
 @dataclass
@@ -229,6 +310,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     # where the YAML came from (not a YAML key)
     source: Optional[str] = field(default=None, metadata={"internal": True})
 
@@ -237,7 +319,21 @@ class Config:
         self.data.validate("data")
         self.train.validate("train")
         self.eval.validate("eval")
+        self.reference.validate("reference")
+        self._check_num_classes()
         return self
+
+    def _check_num_classes(self) -> None:
+        """The head must predict the classes a custom config lists. A classes.txt, and the benchmark
+        layouts, are checked when the dataset is built (model-only configs, e.g. of a checkpoint or
+        a test fixture, keep the default data section with any head)."""
+        if self.data.dataset != "custom":
+            return
+        declared = self.data.declared_num_classes()
+        head = self.model.decode_head.num_classes
+        if declared is not None and declared != head:
+            raise ConfigError(f"model.decode_head.num_classes={head} but data.classes lists {declared} classes; "
+                              "they must be equal")
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

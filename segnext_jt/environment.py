@@ -94,6 +94,11 @@ def child_env(env: "dict | None" = None) -> dict:
     return env
 
 
+def _is_mpi_rank() -> bool:
+    """True in a process started by Open MPI's mpirun (the variable Jittor checks, too)."""
+    return "OMPI_COMM_WORLD_SIZE" in os.environ
+
+
 def _die_with_parent() -> None:
     parent = os.environ.pop("SEGNEXT_PARENT_PID", "")  # not inherited by this process's own children
     if not parent.isdigit() or not sys.platform.startswith("linux"):
@@ -101,6 +106,8 @@ def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGTERM
     except (OSError, AttributeError):
+        return
+    if _is_mpi_rank():  # started by mpirun (itself started by the parent): the signal follows mpirun
         return
     if os.getppid() != int(parent):  # the parent died before the request took effect
         os.kill(os.getpid(), 15)

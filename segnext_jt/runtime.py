@@ -1,4 +1,4 @@
-"""Jittor bootstrap, device selection and seeding.
+"""Jittor bootstrap and device selection (seeding lives in segnext_jt/rng.py).
 
 The environment for Jittor is prepared by `segnext_jt.environment` (run by `import segnext_jt`,
 before this module imports jittor); this module then fixes Jittor's process-wide settings: signal
@@ -7,7 +7,6 @@ handlers, the kernel compiler's threads and `use_cuda`.
 from __future__ import annotations
 
 import os
-import random
 import sys
 
 import numpy as np
@@ -45,30 +44,6 @@ if os.environ.get("SEGNEXT_PARALLEL_COMPILE", "0") != "1":
 jt.flags.use_cuda = 1 if DEVICE == "cuda" and jt.has_cuda else 0
 if jt.flags.use_cuda == 0:
     DEVICE = "cpu"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and Jittor's global RNGs (NMF bases use their own stream, see ham_head)."""
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    jt.set_global_seed(seed)
-
-
-def rng_state() -> dict:
-    """Python and NumPy global RNG states as JSON-able data (for resumable runs)."""
-    py = random.getstate()
-    np_state = np.random.get_state()
-    return {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 def device_summary() -> dict:

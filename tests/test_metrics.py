@@ -1,5 +1,5 @@
 """IoUMetric against hand-computed confusion examples and an independent confusion-matrix
-implementation (spec section 6). NumPy only, no Jittor."""
+implementation (docs/design.md §6). NumPy only, no Jittor."""
 from __future__ import annotations
 
 import json

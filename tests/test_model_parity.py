@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from _inference import pad_bottom_right, predict_logits
 from conftest import assert_close_fwd, fixture_dir, fixture_model
 
 import jittor as jt
 from jittor import nn
 
-from segnext_jt.evaluation.inference import pad_bottom_right, predict_logits
 from segnext_jt.models.layers import resize_bilinear
 
 # every parity test runs on both compute paths (see conftest.compute_path)

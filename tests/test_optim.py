@@ -1,4 +1,4 @@
-"""Optimiser and schedule against the closed forms in spec section 5."""
+"""Optimiser and schedule against the closed forms in docs/design.md §5."""
 from __future__ import annotations
 
 import math

@@ -15,47 +15,83 @@ import argparse
 import contextlib
 import json
 import os
-import resource
-import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def peak_host_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def bench_train_step(model, cfg, args, rng) -> dict:
+    """Median seconds per AdamW training step on random inputs (2 warm-up steps not counted)."""
+    import numpy as np
+    from segnext_jt import runtime
+    import jittor as jt
+    from segnext_jt.engine.optim import AdamW, build_param_groups
+    from segnext_jt.memory import DeviceMemoryPeak, peak_host_mb
+    b = args.batch_size or cfg.train.batch_size
+    h, w = cfg.data.crop_size
+    model.train()
+    opt = AdamW(build_param_groups(model, cfg.train.optimizer), cfg.train.optimizer.lr)
+    img = jt.array(rng.normal(size=(b, 3, h, w)).astype(np.float32))
+    label = jt.array(rng.integers(0, cfg.model.decode_head.num_classes, size=(b, h, w)).astype(np.int32))
+    times = []
+    with DeviceMemoryPeak() if runtime.DEVICE == "cuda" else contextlib.nullcontext() as device_mem:
+        for step in range(args.steps + 2):
+            jt.sync_all(True)
+            t0 = time.perf_counter()
+            opt.step(model.loss(img, label)["loss"])
+            jt.sync_all(True)
+            times.append(time.perf_counter() - t0)
+    result = {"mode": "train_step", "batch_size": b, "crop": [h, w], "first_step_s": times[0],
+              "median_step_s": float(np.median(times[2:])), "peak_host_mb": peak_host_mb(),
+              "peak_device_mb": getattr(device_mem, "peak_mb", None)}
+    print(f"train step, batch {b}, {h}x{w}: median {result['median_step_s']:.3f} s/step "
+          f"(first step incl. compile {times[0]:.1f} s), peak host memory {result['peak_host_mb']:.0f} MB")
+    return result
 
 
-class DeviceMemoryPeak:
-    """Peak GPU memory in use while the block runs, polled from nvidia-smi every 50 ms (it counts
-    Jittor's cached allocator blocks too, so it is an upper bound of torch's max_memory_allocated)."""
+def load_samples(cfg, args, rng) -> list:
+    """The first images of the val split, or random 512x683 ones (--synthetic, or no dataset)."""
+    import numpy as np
+    from segnext_jt.data.ade20k import RawSample
+    n = args.num_images + args.warmup
+    if not args.synthetic:
+        try:
+            from segnext_jt.data.build import build_dataset
+            ds = build_dataset(cfg.data, "val")
+            return [ds.load_raw(i) for i in range(min(len(ds), n))]
+        except Exception as exc:  # no dataset here: say so and fall back
+            print(f"note: no val split ({exc}); using synthetic 512x683 images")
+    return [RawSample(rng.integers(0, 256, size=(512, 683, 3), dtype=np.uint8), None, f"synthetic_{i}.jpg")
+            for i in range(n)]
 
-    def __init__(self):
-        self.peak_mb = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
-                                      "-i", os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]],
-                                     capture_output=True, text=True, timeout=5).stdout
-                used = float(out.strip().splitlines()[0])
-                self.peak_mb = used if self.peak_mb is None else max(self.peak_mb, used)
-            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-                return  # no nvidia-smi: no device number
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+def bench_inference(model, cfg, args, rng) -> dict:
+    """mmseg-style fps: batch 1, the first --warmup images not counted."""
+    import jittor as jt
+    from segnext_jt.evaluation.evaluator import Evaluator
+    from segnext_jt.memory import peak_host_mb
+    samples = load_samples(cfg, args, rng)
+    model.eval()
+    evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, cfg.model.decode_head.num_classes)
+    timed, first = [], None
+    for i, sample in enumerate(samples):
+        jt.sync_all(True)
+        t0 = time.perf_counter()
+        evaluator.predict_probs([sample], ms_flip=False)[0].argmax(axis=0)
+        jt.sync_all(True)
+        dt = time.perf_counter() - t0
+        if i == 0:
+            first = dt
+        if i >= args.warmup:
+            timed.append(dt)
+    fps = len(timed) / sum(timed)
+    result = {"mode": "inference", "images": len(timed), "fps": fps, "first_image_s": first,
+              "peak_host_mb": peak_host_mb()}
+    print(f"inference ({cfg.eval.pipeline}, {cfg.eval.mode}): {fps:.2f} fps over {len(timed)} images "
+          f"after {args.warmup} warm-up (first image incl. compile {first:.1f} s), "
+          f"peak host memory {result['peak_host_mb']:.0f} MB")
+    return result
 
 
 def main(argv=None) -> int:
@@ -85,62 +121,8 @@ def main(argv=None) -> int:
         load_checkpoint(model, args.checkpoint, strict=True, logger=lambda *a: None)
     result = {"config": args.config, "device": runtime.DEVICE, "jittor": jt.__version__}
     rng = np.random.default_rng(0)
-
-    if args.train_step:
-        from segnext_jt.engine.optim import AdamW, build_param_groups
-        b = args.batch_size or cfg.train.batch_size
-        h, w = cfg.data.crop_size
-        model.train()
-        opt = AdamW(build_param_groups(model, cfg.train.optimizer), cfg.train.optimizer.lr)
-        img = jt.array(rng.normal(size=(b, 3, h, w)).astype(np.float32))
-        label = jt.array(rng.integers(0, cfg.model.decode_head.num_classes, size=(b, h, w)).astype(np.int32))
-        times = []
-        with DeviceMemoryPeak() if runtime.DEVICE == "cuda" else contextlib.nullcontext() as device_mem:
-            for step in range(args.steps + 2):
-                jt.sync_all(True)
-                t0 = time.perf_counter()
-                opt.step(model.loss(img, label)["loss"])
-                jt.sync_all(True)
-                times.append(time.perf_counter() - t0)
-        result.update({"mode": "train_step", "batch_size": b, "crop": [h, w], "first_step_s": times[0],
-                       "median_step_s": float(np.median(times[2:])), "peak_host_mb": peak_host_mb(),
-                       "peak_device_mb": getattr(device_mem, "peak_mb", None)})
-        print(f"train step, batch {b}, {h}x{w}: median {result['median_step_s']:.3f} s/step "
-              f"(first step incl. compile {times[0]:.1f} s), peak host memory {result['peak_host_mb']:.0f} MB")
-    else:
-        from segnext_jt.data.ade20k import RawSample
-        from segnext_jt.evaluation.evaluator import Evaluator
-        samples = None
-        if not args.synthetic:
-            try:
-                from segnext_jt.data.build import build_dataset
-                ds = build_dataset(cfg.data, "val")
-                n = min(len(ds), args.num_images + args.warmup)
-                samples = [ds.load_raw(i) for i in range(n)]
-            except Exception as exc:  # no dataset here: say so and fall back
-                print(f"note: no val split ({exc}); using synthetic 512x683 images")
-        if samples is None:
-            samples = [RawSample(rng.integers(0, 256, size=(512, 683, 3), dtype=np.uint8), None, f"synthetic_{i}.jpg")
-                       for i in range(args.num_images + args.warmup)]
-        model.eval()
-        evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, cfg.model.decode_head.num_classes)
-        timed, first = [], None
-        for i, sample in enumerate(samples):
-            jt.sync_all(True)
-            t0 = time.perf_counter()
-            evaluator.predict_probs([sample], ms_flip=False)[0].argmax(axis=0)
-            jt.sync_all(True)
-            dt = time.perf_counter() - t0
-            if i == 0:
-                first = dt
-            if i >= args.warmup:
-                timed.append(dt)
-        fps = len(timed) / sum(timed)
-        result.update({"mode": "inference", "images": len(timed), "fps": fps, "first_image_s": first,
-                       "peak_host_mb": peak_host_mb()})
-        print(f"inference ({cfg.eval.pipeline}, {cfg.eval.mode}): {fps:.2f} fps over {len(timed)} images "
-              f"after {args.warmup} warm-up (first image incl. compile {first:.1f} s), "
-              f"peak host memory {result['peak_host_mb']:.0f} MB")
+    bench = bench_train_step if args.train_step else bench_inference
+    result.update(bench(model, cfg, args, rng))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -98,9 +98,9 @@ def check_fps(device: str, quick: bool, size: str, work: Path) -> dict:
 
 _RANDOM_INIT_CODE = """
 import sys, segnext_jt
-from segnext_jt import runtime
+from segnext_jt import rng
 from segnext_jt.io import STATE_DICT_PREFIX, save_npz
-runtime.seed_everything(0)
+rng.seed_everything(0)
 model = segnext_jt.build_segmentor(segnext_jt.load_config("configs/demo_mnist.yaml"))
 save_npz(sys.argv[1], {STATE_DICT_PREFIX + k: v.numpy() for k, v in model.state_dict().items()}, {})
 """

@@ -36,18 +36,16 @@ def _run(args) -> int:
     out_dir = check_output_dir(args.out, "--out")
     ensure_file(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options + ([f"eval.seed={args.seed}"] if args.seed is not None else []))
-    from segnext_jt.data.ade20k import ADE20K_PALETTE, RawSample, read_image_bgr
-    from segnext_jt.data.demo_mnist import DEMO_PALETTE
+    from segnext_jt.data.build import declared_palette
+    from segnext_jt.data.dataset import RawSample, read_image_bgr
     from segnext_jt.evaluation.evaluator import Evaluator
-    from segnext_jt.evaluation.visualize import default_palette, save_prediction
+    from segnext_jt.evaluation.visualize import save_prediction
     from segnext_jt.io import load_checkpoint
     from segnext_jt.models import build_segmentor
     install_signal_handlers()
 
     n_cls = cfg.model.decode_head.num_classes
-    palette = {"ade20k": ADE20K_PALETTE, "demo_mnist": DEMO_PALETTE}.get(cfg.data.dataset)
-    if palette is None or len(palette) != n_cls:
-        palette = default_palette(n_cls)
+    palette = declared_palette(cfg.data, n_cls)  # the dataset's colours; generated for custom without data.palette
     samples = [RawSample(read_image_bgr(path), None, path) for path in args.images]  # before the model
     model = build_segmentor(cfg)
     load_checkpoint(model, args.checkpoint, strict=True, logger=lambda *a: None)

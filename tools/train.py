@@ -61,7 +61,7 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from segnext_jt.data.ade20k import DataError
-    from segnext_jt.data.loader import SampleLoadError
+    from segnext_jt.data.sampling import SampleLoadError
     from segnext_jt.engine.trainer import TrainingInterrupted
     from segnext_jt.io.errors import CheckpointError
     from segnext_jt.cli import UsageError, check_work_dir
@@ -75,6 +75,9 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)
         result = trainer.train()
+    except ConfigError as exc:  # found once the data is read, e.g. a classes.txt of another length
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (DataError, SampleLoadError, CheckpointError, *train_errors, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,6 @@
 """AdamW with mmseg's paramwise rules, and the two learning-rate schedules (mmcv 0.x and mmengine 1.x)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .. import runtime  # noqa: F401
@@ -30,13 +28,6 @@ def match_custom_key(name: str, custom_keys: dict) -> str | None:
         if key in name:
             return key
     return None
-
-
-@dataclass
-class ParamGroupInfo:
-    key: str | None
-    lr_mult: float
-    decay_mult: float
 
 
 def build_param_groups(model, opt: OptimizerConfig) -> list[dict]:

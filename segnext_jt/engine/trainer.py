@@ -1,10 +1,10 @@
 """Iteration-based trainer reproducing the mmseg SegNeXt recipe.
 
 Reproducibility by construction: every random choice of iteration `it` is a pure function of
-(seed, it, sample slot): the sample order and augmentation (data.loader), the NMF bases (key
-(KEY_TRAIN, it, slot)) and DropPath/Dropout (Jittor's RNG is re-seeded from (seed, it, rank) at
-every iteration). A checkpoint therefore only needs weights, optimizer moments and the iteration
-to resume bit-identically; it still records the Python/NumPy RNG states.
+(seed, it, sample slot or rank): the sample order and augmentation, the NMF bases and the
+DropPath/Dropout masks (segnext_jt/rng.py maps every stream). A checkpoint therefore only needs
+weights, optimizer moments and the iteration to resume bit-identically; it still records the
+Python/NumPy global RNG states.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import re
-import resource
 import signal
 import sys
 import time
@@ -35,13 +34,15 @@ import jittor as jt
 from .. import __version__
 from ..config import Config
 from ..data.build import build_dataset, train_pipeline
-from ..data.loader import TrainLoader, load_train_sample, sample_indices
+from ..data.loader import TrainLoader
+from ..data.sampling import load_train_sample, sample_indices
 from ..evaluation.metrics import IoUMetric
 from ..evaluation.run import run_evaluation
 from ..io import load_checkpoint, load_npz, save_npz
-from ..models import KEY_TRAIN, build_segmentor
-from ..models.layers import set_dropout_rng
+from ..models import build_segmentor
+from .. import rng
 from ..io.files import json_safe, lock_holder, try_lock, unlock
+from ..memory import peak_host_mb
 from .logger import JsonLogWriter
 from .optim import AdamW, build_param_groups, lr_at
 
@@ -176,10 +177,10 @@ def _names(keys: list, limit: int = 3) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def iteration_rngs(seed: int, it: int, rank: int) -> None:
-    """Seed Jittor's RNG and the DropPath/Dropout generator from (seed, iteration, rank)."""
-    jt.set_seed(int(np.random.SeedSequence([seed, it, rank, 0x6A74]).generate_state(1)[0]))
-    set_dropout_rng(np.random.default_rng([seed, it, rank, 0x6470]))
+def iteration_rngs(model, seed: int, it: int, rank: int) -> None:
+    """Seed Jittor's RNG and the model's DropPath/Dropout generator from (seed, iteration, rank)."""
+    jt.set_seed(rng.jittor_seed(seed, it, rank))
+    model.set_dropout_rng(rng.dropout_rng(seed, it, rank))
 
 
 def find_latest_checkpoint(work_dir: str) -> Optional[str]:
@@ -189,11 +190,6 @@ def find_latest_checkpoint(work_dir: str) -> Optional[str]:
         if m:
             found.append((int(m.group(1)), path))
     return max(found)[1] if found else None
-
-
-def peak_memory_mb() -> int:
-    """Peak resident memory of this process in MB (mmcv logs CUDA memory; we log host RSS on CPU)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 @dataclass
@@ -230,7 +226,7 @@ class Trainer:
     def _setup(self, cfg: Config, resume: Optional[str], sync_bn: Optional[bool]) -> None:
         work_dir = self.work_dir
         self._remove_stale_temporaries()
-        runtime.seed_everything(self.seed)
+        rng.seed_everything(self.seed)
         self.model = build_segmentor(cfg)
         self.model.set_nmf_seed(self.seed)
         if sync_bn if sync_bn is not None else cfg.train.sync_bn:
@@ -240,12 +236,14 @@ class Trainer:
         if cfg.model.backbone.pretrained:
             load_checkpoint(self.model, cfg.model.backbone.pretrained, strict=False, logger=self._log)
         self.model.train()
+        self._fix_initial_state()
         groups = build_param_groups(self.model, cfg.train.optimizer)
         opt = cfg.train.optimizer
         self.optimizer = AdamW(groups, opt.lr, opt.betas, opt.eps)
 
-        self.train_set = build_dataset(cfg.data, "train")
-        self.val_set = build_dataset(cfg.data, "val")
+        num_classes = cfg.model.decode_head.num_classes  # checked against the declared classes
+        self.train_set = build_dataset(cfg.data, "train", num_classes)
+        self.val_set = build_dataset(cfg.data, "val", num_classes)
         if self.train_set.num_classes != cfg.model.decode_head.num_classes:
             raise TrainSetupError(f"{cfg.source}: model.decode_head.num_classes="
                              f"{cfg.model.decode_head.num_classes} but dataset {cfg.data.dataset!r} has "
@@ -268,6 +266,25 @@ class Trainer:
                                             warn=self._log)
         else:
             self.writer = None
+
+    def _fix_initial_state(self) -> None:
+        """Execute the weight initialisation now, in one graph, in every process; under MPI, then
+        give every process rank 0's weights and BN statistics.
+
+        Jittor draws jt.init values from its global generator when a graph executes, not when it is
+        built, so the initial weights depend on which tensors the first executed graph contains;
+        executing all of them here makes them a function of the seed alone, the same with one
+        process or N. jt.set_global_seed seeds each MPI process differently (seed + 2591 * rank) and
+        Jittor's optimizer broadcasts the parameters only after the first backward, so without the
+        broadcast rank 1's first gradient and BN statistics would belong to other weights. One
+        synced broadcast per tensor keeps the collectives in the same order in every process."""
+        state = list(self.model.state_dict().values())
+        jt.sync(state)
+        if self.world_size == 1:
+            return
+        for var in state:
+            var.assign(var.mpi_broadcast(0))
+            var.sync()
 
     # ------------------------------------------------------------------ work dir
     def _acquire_lock(self) -> None:
@@ -348,7 +365,7 @@ class Trainer:
                 f"non-finite values in {_names(bad)} at iteration {it}; {os.path.basename(path)} was not "
                 f"written. {self._last_good_message(it)}")
         meta = {"iter": it, "seed": self.seed, "config": self.cfg.to_yaml(), "n_step": self.optimizer.n_step,
-                "rng": runtime.rng_state(), "segnext_jt_version": __version__, "checkpoint_kind": "train",
+                "rng": rng.global_rng_state(), "segnext_jt_version": __version__, "checkpoint_kind": "train",
                 "CLASSES": list(self.train_set.classes),
                 # the partial log window, so that the first train line after a resume averages the
                 # same iterations as an uninterrupted run (JSON floats round-trip exactly)
@@ -411,7 +428,7 @@ class Trainer:
         self._load_weights(weights)
         optim = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         self.optimizer.load_state_arrays(optim, meta["n_step"])
-        runtime.set_rng_state(meta["rng"])
+        rng.set_global_rng_state(meta["rng"])
         self.start_iter = int(meta["iter"])
         window = meta.get("log_window") or {}
         self._window = {str(k): [float(x) for x in v] for k, v in window.items() if isinstance(v, list)}
@@ -536,16 +553,30 @@ class Trainer:
         soon as one element is NaN or inf (inf * 0 = NaN). Each term is one fused reduction, no
         copy, computed in the same graph execution as the step."""
         self.optimizer.set_lr(lr)
-        iteration_rngs(self.seed, it, self.rank)
+        iteration_rngs(self.model, self.seed, it, self.rank)
         img = jt.array(batch["img"])
         label = jt.array(batch["gt_seg"].astype(np.int32))
-        losses = self.model.loss(img, label, nmf_keys=[(KEY_TRAIN, it, s) for s in slots])
+        losses = self.model.loss(img, label, nmf_keys=rng.nmf_train_keys(it, slots))
         self.optimizer.step(losses["loss"])
         probe_vars = getattr(self, "_probe_vars", None) or self._state_vars()
         probe = jt.concat([(x * 0).sum().reshape([1]) for x in probe_vars]).sum()
         jt.sync_all()
         values = {k: float(v.item()) for k, v in losses.items()}
-        return values, math.isfinite(float(probe.item()))
+        probe_value = float(probe.item())
+        if self.world_size > 1:
+            values, probe_value = self._reduce_over_ranks(values, probe_value)
+        return values, math.isfinite(probe_value)
+
+    def _reduce_over_ranks(self, values: dict, probe_value: float):
+        """MPI: the loss values averaged over the processes (the global batch's loss, as mmseg logs
+        it; decode.acc_seg becomes the mean of the per-process accuracies) and the finite probe summed,
+        so that every process logs the same numbers and a NaN on any process stops all of them at
+        the same iteration. One all-reduce of one small float64 vector, after the step's sync."""
+        names = list(values)
+        local = np.array([values[k] for k in names] + [probe_value], dtype=np.float64)
+        with jt.flag_scope(auto_convert_64_to_32=0):
+            total = jt.array(local).mpi_all_reduce("add").numpy()
+        return {k: float(total[i] / self.world_size) for i, k in enumerate(names)}, float(total[-1])
 
     def _warm_up(self, slots) -> None:
         """Run one throw-away training step, then restore the checkpoint state.
@@ -570,7 +601,7 @@ class Trainer:
     def _write_train_line(self, done: int, lr: float, window: dict, bar) -> None:
         mean = {k: float(np.mean(v)) for k, v in window.items()}
         line = {"mode": "train", "epoch": self._epoch(done), "iter": done, "lr": lr,
-                "memory": peak_memory_mb(), "data_time": mean["data_time"],
+                "memory": int(peak_host_mb()), "data_time": mean["data_time"],
                 "decode.loss_ce": mean["decode.loss_ce"], "decode.acc_seg": mean["decode.acc_seg"],
                 "loss": mean["loss"], "time": mean["time"]}
         if self.writer is not None:
