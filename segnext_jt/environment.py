@@ -1,7 +1,7 @@
 """Environment for Jittor, prepared before anything imports it; does not import Jittor itself.
 
 `import segnext_jt` calls `prepare_environment()`, so `import segnext_jt, jittor` works in that order
-(tests/test_runtime.py checks it in a fresh process). It fixes what a plain `import jittor` gets
+(tests/test_environment.py checks it in a fresh process). It fixes what a plain `import jittor` gets
 wrong on offline and shared machines:
 
 * a `nvcc` without a usable CUDA runtime/GPU makes Jittor's import crash: unless CUDA is really

@@ -8,7 +8,7 @@ what is drawn                     stream entropy (SeedSequence words)         dr
 ================================  ==========================================  =====================
 sample order of an epoch          [seed, epoch, TAG_PERMUTATION]              data.loader
 augmentation of one sample        [seed, iteration, slot]                     data.loader workers
-DropPath / Dropout2d masks        [seed, iteration, rank, TAG_DROPOUT]        layers.DropPath/Dropout2d
+DropPath / Dropout2d masks        [seed, iteration, slot, TAG_DROPOUT]        layers.DropPath/Dropout2d
 Jittor's own RNG (unused by the   SeedSequence([seed, iteration, rank,        engine.trainer
   model, re-seeded as a guard)      TAG_JITTOR])
 NMF bases, training               [seed, NMF_TRAIN, iteration, slot]          models.ham_head
@@ -18,7 +18,7 @@ NMF bases, evaluation             [eval_seed, NMF_EVAL, crc32(file name),     ev
 NMF bases, calls without keys     [seed, NMF_ADHOC, call, index in batch]     models.ham_head
 stored bases (rand_init: false)   [seed, NMF_ADHOC, 2**31 - 1, 0]             models.ham_head,
                                                                               tools/freeze_nmf_bases
-demo data generation              [seed, split id, image index]               data.demo_mnist
+demo data generation              [seed, split id, image index]               tools/prepare_demo_data
 Python `random`, NumPy global     seed_everything(seed)                       third-party code only
 ================================  ==========================================  =====================
 
@@ -76,10 +76,26 @@ def demo_image_rng(seed: int, split_id: int, index: int) -> np.random.Generator:
 
 
 # ---------------------------------------------------------------------------------- training
-def dropout_rng(seed: int, it: int, rank: int) -> np.random.Generator:
-    """DropPath/Dropout2d masks of iteration `it` on process `rank` (NumPy, not Jittor: Jittor's random
-    ops depend on process history, so a resumed run would not redraw the same masks)."""
-    return np.random.default_rng([seed, it, rank, TAG_DROPOUT])
+class PerSampleRNG:
+    """Draws for a batch in which row i comes from sample i's own generator, so a sample's masks do
+    not depend on which process or batch position it lands in. Duck-types the one method the
+    dropout layers use, `Generator.random(shape, dtype)`."""
+
+    def __init__(self, generators: Sequence[np.random.Generator]):
+        self.generators = list(generators)
+
+    def random(self, shape: Sequence[int], dtype=np.float64) -> np.ndarray:
+        if shape[0] != len(self.generators):
+            raise ValueError(f"dropout masks: a batch of {shape[0]} samples but {len(self.generators)} "
+                             "sample generators (set_dropout_rng with the batch's slots)")
+        return np.stack([g.random(tuple(shape[1:]), dtype=dtype) for g in self.generators])
+
+
+def dropout_rng(seed: int, it: int, slots: Sequence[int]) -> PerSampleRNG:
+    """DropPath/Dropout2d masks of iteration `it`, one stream per global sample slot: the same masks
+    with one process or N (NumPy, not Jittor: Jittor's random ops depend on process history, so a
+    resumed run would not redraw the same masks)."""
+    return PerSampleRNG([np.random.default_rng([seed, it, int(slot), TAG_DROPOUT]) for slot in slots])
 
 
 def jittor_seed(seed: int, it: int, rank: int) -> int:

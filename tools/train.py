@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
@@ -32,8 +31,8 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
     args = parse_args(argv)
     try:
         from segnext_jt.config import ConfigError, load_config  # imports Jittor (minutes the first time)
-        from segnext_jt.engine.trainer import (Trainer, TrainingDataError, TrainingDivergedError,
-                                               TrainingInterrupted, TrainSetupError, install_interrupt_handlers)
+        from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers
+        from segnext_jt.engine.trainer import Trainer, TrainingDataError, TrainingDivergedError, TrainSetupError
     except KeyboardInterrupt:
         print("interrupted by SIGINT during start-up; nothing was written", file=sys.stderr, flush=True)
         if _exit_on_interrupt:
@@ -62,7 +61,6 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         return 2
     from segnext_jt.data.ade20k import DataError
     from segnext_jt.data.sampling import SampleLoadError
-    from segnext_jt.engine.trainer import TrainingInterrupted
     from segnext_jt.io.errors import CheckpointError
     from segnext_jt.cli import UsageError, check_work_dir
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
@@ -81,33 +79,10 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
     except (DataError, SampleLoadError, CheckpointError, *train_errors, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    try:
-        _write_result(args, trainer, result, work_dir)
-    except KeyboardInterrupt as exc:
-        raise TrainingInterrupted(getattr(exc, "signum", 2), result.final_iter, result.checkpoint) from None
+    if result.summary:
+        from segnext_jt.io.files import dumps_strict
+        print(dumps_strict(result.summary))
     return 0
-
-
-def _write_result(args, trainer, result, work_dir) -> None:
-    from segnext_jt.io.files import dumps_strict, write_json_atomic
-    from segnext_jt.engine.trainer import critical_section
-    if trainer.rank == 0:
-        from segnext_jt.evaluation.run import majority_baseline
-        baseline = majority_baseline(trainer.val_set)
-        miou = result.last_eval["mIoU"] if result.last_eval else None
-        if miou is not None and not math.isfinite(miou):
-            print("warning: the validation labels have no pixel outside ignore_index, so mIoU is undefined "
-                  "(null in train_result.json); check the validation annotations", file=sys.stderr)
-            miou = None
-        summary = {"work_dir": work_dir, "seed": trainer.seed, "final_iter": result.final_iter,
-                   "final_loss": result.final_loss, "checkpoint": result.checkpoint,
-                   "mIoU": miou, "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"]}
-        if summary["mIoU"] is not None:
-            print(f"final mIoU {summary['mIoU']:.2f} vs majority-class baseline {baseline['mIoU']:.2f} "
-                  f"(always predicting {baseline['class']!r})")
-        with critical_section():  # strict JSON (NaN -> null), written atomically
-            write_json_atomic(os.path.join(work_dir, "train_result.json"), summary)
-        print(dumps_strict(summary))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import numpy as np
 from .. import runtime  # noqa: F401
 import jittor as jt
 
-from ..config import OptimizerConfig, ScheduleConfig
+from ..config_schema import OptimizerConfig, ScheduleConfig
 
 _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 

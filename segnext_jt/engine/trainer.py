@@ -13,11 +13,9 @@ import glob
 import math
 import os
 import platform
-import re
-import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 try:
@@ -37,28 +35,23 @@ from ..data.build import build_dataset, train_pipeline
 from ..data.loader import TrainLoader
 from ..data.sampling import load_train_sample, sample_indices
 from ..evaluation.metrics import IoUMetric
-from ..evaluation.run import run_evaluation
-from ..io import load_checkpoint, load_npz, save_npz
+from ..evaluation.run import majority_baseline, run_evaluation
+from ..io import load_checkpoint
 from ..models import build_segmentor
+from ..models.layers import BatchNorm2d
 from .. import rng
-from ..io.files import json_safe, lock_holder, try_lock, unlock
+from ..io.files import json_safe, lock_holder, try_lock, unlock, write_json_atomic
 from ..memory import peak_host_mb
+from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, checkpoint_arrays,
+                         describe_keys, find_latest_checkpoint, nonfinite_keys, read_train_checkpoint)
+from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
 from .optim import AdamW, build_param_groups, lr_at
 
-CKPT_PATTERN = re.compile(r"iter_(\d+)\.npz$")
 # Leftovers of interrupted atomic writes (io.files.atomic_file names them ".<name>.<random>.tmp");
 # "log.json.tmp" is what earlier versions of the log writer left.
 STALE_TMP_PATTERNS = (".iter_*.npz.*.tmp", ".log.json.*.tmp", "log.json.tmp", ".train_result.json.*.tmp")
 LOCK_NAME = ".lock"
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss, the weights or the optimizer state became NaN/inf; only finite checkpoints exist."""
-
-
-class TrainSetupError(ValueError):
-    """The run cannot start as configured (batch split, class count, resume checkpoint)."""
 
 
 class WorkDirLockedError(TrainSetupError):
@@ -69,127 +62,11 @@ class TrainingDataError(ValueError):
     """The training data cannot train anything (e.g. every label pixel is ignore_index)."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM during training. Raised by the handlers of `install_interrupt_handlers`
-    (with only the signal) and re-raised by `Trainer.train` with the iteration and checkpoint after
-    the data workers are stopped, so that the caller can print `str(exc)` and exit with
-    `exit_code` (128 + signal number: 130 for SIGINT, 143 for SIGTERM)."""
-
-    def __init__(self, signum: int = signal.SIGINT, iteration: Optional[int] = None,
-                 checkpoint: Optional[str] = None):
-        self.signum, self.iteration, self.checkpoint = int(signum), iteration, checkpoint
-        super().__init__(self.message())
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-    @property
-    def signal_name(self) -> str:
-        try:
-            return signal.Signals(self.signum).name
-        except ValueError:
-            return f"signal {self.signum}"
-
-    def message(self) -> str:
-        if self.iteration is None:
-            return f"interrupted by {self.signal_name} before training started; run the same command again"
-        ckpt = (f"latest checkpoint {os.path.basename(self.checkpoint)}" if self.checkpoint
-                else "no checkpoint yet")
-        return (f"interrupted by {self.signal_name} at iteration {self.iteration} ({ckpt}); "
-                f"resume with --resume")
-
-    def __str__(self) -> str:
-        return self.message()
-
-
-# ---------------------------------------------------------------------------- signals
-class _SignalState:
-    installed = False
-    interrupted: Optional[int] = None  # the first signal received
-    critical = 0                        # depth of `critical_section`s
-    pending: Optional[int] = None       # a signal received inside a critical section
-
-
-def _on_signal(signum, frame) -> None:
-    if _SignalState.interrupted is not None:
-        return  # a second Ctrl-C/TERM while cleaning up: the clean-up is bounded, let it finish
-    _SignalState.interrupted = signum
-    if _SignalState.critical:
-        _SignalState.pending = signum  # raised when the checkpoint/log write is complete
-        return
-    raise TrainingInterrupted(signum)
-
-
-def install_interrupt_handlers():
-    """SIGINT and SIGTERM (Slurm's pre-kill signal) raise `TrainingInterrupted` in the main thread,
-    except inside `critical_section` (checkpoint and log writes), where the exception waits until
-    the write is complete. Call after importing Jittor (its import installs its own SIGINT handler).
-    Returns a function restoring the previous handlers."""
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, _on_signal)
-    _SignalState.installed, _SignalState.interrupted, _SignalState.pending = True, None, None
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        _SignalState.installed = False
-
-    return restore
-
-
-@contextlib.contextmanager
-def critical_section():
-    """Defer SIGINT/SIGTERM (when `install_interrupt_handlers` is active) until the block is done."""
-    _SignalState.critical += 1
-    try:
-        yield
-    finally:
-        _SignalState.critical -= 1
-        if _SignalState.critical == 0 and _SignalState.pending is not None:
-            signum, _SignalState.pending = _SignalState.pending, None
-            raise TrainingInterrupted(signum)
-
-
-def _interrupt_signum(exc: BaseException) -> Optional[int]:
-    """The signal behind an interrupt-like exception (KeyboardInterrupt, or any BaseException with
-    a `signum`, such as segnext_jt.cli.Interrupted); None for anything else."""
-    if isinstance(exc, Exception):
-        return None
-    signum = getattr(exc, "signum", None)
-    if isinstance(exc, KeyboardInterrupt):
-        return int(signum) if signum is not None else int(signal.SIGINT)
-    return int(signum) if isinstance(signum, int) else None
-
-
-def nonfinite_keys(arrays: dict) -> list:
-    """Keys of floating-point arrays holding NaN or inf."""
-    return [k for k, a in arrays.items()
-            if np.asarray(a).dtype.kind in "fc" and not np.isfinite(a).all()]
-
-
-def _names(keys: list, limit: int = 3) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def iteration_rngs(model, seed: int, it: int, rank: int) -> None:
-    """Seed Jittor's RNG and the model's DropPath/Dropout generator from (seed, iteration, rank)."""
+def iteration_rngs(model, seed: int, it: int, rank: int, slots) -> None:
+    """Seed Jittor's RNG from (seed, iteration, rank) and give the model's DropPath/Dropout layers
+    one stream per sample slot of this process's part of the batch."""
     jt.set_seed(rng.jittor_seed(seed, it, rank))
-    model.set_dropout_rng(rng.dropout_rng(seed, it, rank))
-
-
-def find_latest_checkpoint(work_dir: str) -> Optional[str]:
-    found = []
-    for path in glob.glob(os.path.join(work_dir, "iter_*.npz")):
-        m = CKPT_PATTERN.search(os.path.basename(path))
-        if m:
-            found.append((int(m.group(1)), path))
-    return max(found)[1] if found else None
+    model.set_dropout_rng(rng.dropout_rng(seed, it, slots))
 
 
 @dataclass
@@ -198,6 +75,7 @@ class TrainResult:
     final_loss: Optional[float]
     last_eval: Optional[dict]
     checkpoint: str
+    summary: dict = field(default_factory=dict)  # what train_result.json holds (rank 0)
 
 
 class Trainer:
@@ -224,48 +102,50 @@ class Trainer:
             raise
 
     def _setup(self, cfg: Config, resume: Optional[str], sync_bn: Optional[bool]) -> None:
-        work_dir = self.work_dir
         self._remove_stale_temporaries()
         rng.seed_everything(self.seed)
+        self._build_model(cfg, sync_bn if sync_bn is not None else cfg.train.sync_bn)
+        self._build_data(cfg)
+        self.start_iter = 0
+        self._resume_state = None
+        self._window: dict[str, list] = {}    # per-iteration values since the last train log line
+        self._done = 0                          # iterations completed (for the interrupt message)
+        self.checkpoints = TrainCheckpoints(self.work_dir, cfg.train.max_keep_checkpoints, cfg.train.max_iters)
+        resume_path = find_latest_checkpoint(self.work_dir) if resume == "auto" else resume
+        if resume == "auto" and resume_path is None:
+            self._log(f"no checkpoint in {self.work_dir}, starting from scratch")
+        if resume_path:
+            self._resume(resume_path)
+        self._done = self.start_iter
+        self.log_path = os.path.join(self.work_dir, "log.json")
+        self.writer = None
+        if self.rank == 0:
+            with critical_section():
+                self.writer = JsonLogWriter(self.log_path, self._run_meta(), self.start_iter or None,
+                                            warn=self._log)
+
+    def _build_model(self, cfg: Config, sync_bn: bool) -> None:
+        """Model (SyncBN when asked, pretrained backbone), its initial state fixed, and AdamW."""
         self.model = build_segmentor(cfg)
         self.model.set_nmf_seed(self.seed)
-        if sync_bn if sync_bn is not None else cfg.train.sync_bn:
+        if sync_bn:
             for module in self.model.modules():
-                if hasattr(module, "sync"):
+                if isinstance(module, BatchNorm2d):
                     module.sync = True
         if cfg.model.backbone.pretrained:
             load_checkpoint(self.model, cfg.model.backbone.pretrained, strict=False, logger=self._log)
         self.model.train()
         self._fix_initial_state()
-        groups = build_param_groups(self.model, cfg.train.optimizer)
         opt = cfg.train.optimizer
-        self.optimizer = AdamW(groups, opt.lr, opt.betas, opt.eps)
+        self.optimizer = AdamW(build_param_groups(self.model, opt), opt.lr, opt.betas, opt.eps)
 
+    def _build_data(self, cfg: Config) -> None:
         num_classes = cfg.model.decode_head.num_classes  # checked against the declared classes
         self.train_set = build_dataset(cfg.data, "train", num_classes)
         self.val_set = build_dataset(cfg.data, "val", num_classes)
-        if self.train_set.num_classes != cfg.model.decode_head.num_classes:
-            raise TrainSetupError(f"{cfg.source}: model.decode_head.num_classes="
-                             f"{cfg.model.decode_head.num_classes} but dataset {cfg.data.dataset!r} has "
-                             f"{self.train_set.num_classes} classes")
-        self.start_iter = 0
-        self._resume_state = None
-        self._window: dict[str, list] = {}    # per-iteration values since the last train log line
-        self._good_checkpoints: list[str] = []  # checkpoints known finite, oldest first
-        self._done = 0                          # iterations completed (for the interrupt message)
-        resume_path = find_latest_checkpoint(work_dir) if resume == "auto" else resume
-        if resume == "auto" and resume_path is None:
-            self._log(f"no checkpoint in {work_dir}, starting from scratch")
-        if resume_path:
-            self._resume(resume_path)
-        self._done = self.start_iter
-        self.log_path = os.path.join(work_dir, "log.json")
-        if self.rank == 0:
-            with critical_section():
-                self.writer = JsonLogWriter(self.log_path, self._run_meta(), self.start_iter or None,
-                                            warn=self._log)
-        else:
-            self.writer = None
+        if self.train_set.num_classes != num_classes:
+            raise TrainSetupError(f"{cfg.source}: model.decode_head.num_classes={num_classes} but dataset "
+                                  f"{cfg.data.dataset!r} has {self.train_set.num_classes} classes")
 
     def _fix_initial_state(self) -> None:
         """Execute the weight initialisation now, in one graph, in every process; under MPI, then
@@ -351,60 +231,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, it: int) -> str:
-        """iter_<it>.npz written atomically: weights, optimizer moments, iteration, RNG states and
-        the values of the current (not yet logged) log window. Refuses non-finite state, so every
-        iter_*.npz this trainer writes can be resumed."""
-        path = os.path.join(self.work_dir, f"iter_{it}.npz")
+        """iter_<it>.npz (rank 0): weights, optimizer moments, iteration, RNG states and the values of
+        the current (not yet logged) log window, so that the first train line after a resume averages
+        the same iterations as an uninterrupted run (JSON floats round-trip exactly)."""
         if self.rank != 0:
-            return path
-        arrays = {f"state_dict/{k}": v.numpy() for k, v in self.model.state_dict().items()}
-        arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.state_arrays().items()})
-        bad = nonfinite_keys(arrays)
-        if bad:  # the per-iteration check should have stopped the run before; never write it
-            raise TrainingDivergedError(
-                f"non-finite values in {_names(bad)} at iteration {it}; {os.path.basename(path)} was not "
-                f"written. {self._last_good_message(it)}")
+            return self.checkpoints.path(it)
+        arrays = checkpoint_arrays({k: v.numpy() for k, v in self.model.state_dict().items()},
+                                   self.optimizer.state_arrays())
         meta = {"iter": it, "seed": self.seed, "config": self.cfg.to_yaml(), "n_step": self.optimizer.n_step,
-                "rng": rng.global_rng_state(), "segnext_jt_version": __version__, "checkpoint_kind": "train",
+                "rng": rng.global_rng_state(), "segnext_jt_version": __version__,
                 "CLASSES": list(self.train_set.classes),
-                # the partial log window, so that the first train line after a resume averages the
-                # same iterations as an uninterrupted run (JSON floats round-trip exactly)
                 "log_window": json_safe({k: [float(x) for x in v] for k, v in self._window.items()})}
-        with critical_section():
-            save_npz(path, arrays, meta)
-            self._good_checkpoints = [p for p in self._good_checkpoints if p != path] + [path]
-            self._prune_checkpoints()
-        return path
-
-    def _prune_checkpoints(self) -> None:
-        keep = self.cfg.train.max_keep_checkpoints
-        found = sorted((int(CKPT_PATTERN.search(p).group(1)), p)
-                       for p in glob.glob(os.path.join(self.work_dir, "iter_*.npz")) if CKPT_PATTERN.search(p))
-        final = self.cfg.train.max_iters
-        for it, path in found[:-keep] if keep > 0 else []:
-            if it != final:
-                os.remove(path)
-
-    def _last_good_checkpoint(self, before_iter: int) -> Optional[str]:
-        """The newest checkpoint of this run (written by it, or resumed from) at or before
-        `before_iter` that still exists and, loaded back, holds only finite arrays."""
-        for path in reversed(self._good_checkpoints):
-            m = CKPT_PATTERN.search(os.path.basename(path))
-            if (m and int(m.group(1)) > before_iter) or not os.path.isfile(path):
-                continue
-            try:
-                arrays, _ = load_npz(path)
-            except Exception:  # noqa: BLE001 - unreadable means not good
-                continue
-            if not nonfinite_keys(arrays):
-                return path
-        return None
+        return self.checkpoints.save(it, arrays, meta)
 
     def _last_good_message(self, it: int) -> str:
-        good = self._last_good_checkpoint(it) if self.rank == 0 else None
-        if good is None:
-            return "No finite checkpoint of this run exists (none was written before it)."
-        return f"The last good checkpoint is {good} (loaded back and verified finite)."
+        if self.rank != 0:
+            return "(rank 0 names the last good checkpoint.)"
+        return self.checkpoints.last_good_message(it)
 
     def _load_weights(self, weights: dict) -> None:
         # jt.array turns int64 into int32 by default (auto_convert_64_to_32), which would make the
@@ -413,27 +256,15 @@ class Trainer:
             self.model.load_state_dict(weights)
 
     def _resume(self, path: str) -> None:
-        arrays, meta = load_npz(path)
-        if meta.get("checkpoint_kind") != "train" or "iter" not in meta:
-            raise TrainSetupError(f"{path}: not a training checkpoint of this project (no optimizer state); "
-                             "use model.backbone.pretrained or tools/eval.py for weights-only files")
-        if int(meta.get("seed", self.seed)) != self.seed:
-            raise TrainSetupError(f"{path}: checkpoint was trained with seed {meta['seed']}, not {self.seed}; "
-                             "resuming with another seed would not reproduce either run")
-        bad = nonfinite_keys(arrays)
-        if bad:
-            raise TrainSetupError(f"{path}: holds non-finite values ({_names(bad)}), written by a run that "
-                                  "diverged; resume from an earlier checkpoint (--resume CKPT) or lower the lr")
-        weights = {k[len("state_dict/"):]: v for k, v in arrays.items() if k.startswith("state_dict/")}
+        weights, optim, meta = read_train_checkpoint(path, self.seed)
         self._load_weights(weights)
-        optim = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         self.optimizer.load_state_arrays(optim, meta["n_step"])
         rng.set_global_rng_state(meta["rng"])
         self.start_iter = int(meta["iter"])
         window = meta.get("log_window") or {}
         self._window = {str(k): [float(x) for x in v] for k, v in window.items() if isinstance(v, list)}
         self._resume_state = (weights, optim, meta["n_step"])
-        self._good_checkpoints = [path]
+        self.checkpoints.good = [path]
         self._log(f"resumed from {path} at iteration {self.start_iter}")
 
     # ------------------------------------------------------------------ evaluation
@@ -459,12 +290,14 @@ class Trainer:
         the work-dir lock is released however this returns."""
         self._acquire_lock()
         try:
-            return self._train()
+            result = self._train()
+            self._write_result(result)
+            return result
         except BaseException as exc:
-            signum = _interrupt_signum(exc)
+            signum = interrupt_signum(exc)
             if signum is None:
                 raise
-            latest = self._good_checkpoints[-1] if self._good_checkpoints else None
+            latest = self.checkpoints.good[-1] if self.checkpoints.good else None
             raise TrainingInterrupted(signum, self._done, latest) from None
         finally:
             self._release_lock()
@@ -506,7 +339,7 @@ class Trainer:
                     bad = nonfinite_keys({**{k: v.numpy() for k, v in self.model.state_dict().items()},
                                           **self.optimizer.state_arrays()})
                     raise TrainingDivergedError(
-                        f"the weights/optimizer state became non-finite ({_names(bad) or 'NaN/inf'}) in the "
+                        f"the weights/optimizer state became non-finite ({describe_keys(bad) or 'NaN/inf'}) in the "
                         f"update of iteration {it + 1} (0-based {it}, lr {lr:.3g}); stopping. "
                         f"{self._last_good_message(it)}")
                 done = it + 1
@@ -537,6 +370,26 @@ class Trainer:
         return TrainResult(cfg.max_iters, last_loss, last_eval,
                            ckpt or find_latest_checkpoint(self.work_dir) or "")
 
+    def _write_result(self, result: TrainResult) -> None:
+        """train_result.json (rank 0, atomic, strict JSON), what the seed sweep reads: the final loss
+        and mIoU beside the majority-class baseline a trained model must clear."""
+        if self.rank != 0:
+            return
+        baseline = majority_baseline(self.val_set)
+        miou = result.last_eval["mIoU"] if result.last_eval else None
+        if miou is not None and not math.isfinite(miou):
+            print("warning: the validation labels have no pixel outside ignore_index, so mIoU is undefined "
+                  "(null in train_result.json); check the validation annotations", file=sys.stderr)
+            miou = None
+        result.summary = {"work_dir": self.work_dir, "seed": self.seed, "final_iter": result.final_iter,
+                          "final_loss": result.final_loss, "checkpoint": result.checkpoint, "mIoU": miou,
+                          "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"]}
+        if miou is not None:
+            self._log(f"final mIoU {miou:.2f} vs majority-class baseline {baseline['mIoU']:.2f} "
+                      f"(always predicting {baseline['class']!r})")
+        with critical_section():
+            write_json_atomic(os.path.join(self.work_dir, "train_result.json"), result.summary)
+
     def _state_vars(self) -> list:
         """Every floating-point tensor of the training state: weights, BN statistics, AdamW moments."""
         out = [v for v in self.model.state_dict().values() if str(v.dtype).startswith("float")]
@@ -553,7 +406,7 @@ class Trainer:
         soon as one element is NaN or inf (inf * 0 = NaN). Each term is one fused reduction, no
         copy, computed in the same graph execution as the step."""
         self.optimizer.set_lr(lr)
-        iteration_rngs(self.model, self.seed, it, self.rank)
+        iteration_rngs(self.model, self.seed, it, self.rank, slots)
         img = jt.array(batch["img"])
         label = jt.array(batch["gt_seg"].astype(np.int32))
         losses = self.model.loss(img, label, nmf_keys=rng.nmf_train_keys(it, slots))

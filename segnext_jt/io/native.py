@@ -30,10 +30,12 @@ from .files import atomic_file
 from .errors import CheckpointFormatError, ensure_file, names_file
 from .limits import MAX_ELEMENTS, MAX_JSON_BYTES, ZipGuard, printable, short_repr, to_jsonable
 
-__all__ = ["save_npz", "load_npz", "is_native_npz", "META_KEY", "STATE_DICT_PREFIX", "FORMAT_NAME"]
+__all__ = ["save_npz", "load_npz", "is_native_npz", "META_KEY", "STATE_DICT_PREFIX", "OPTIMIZER_PREFIX",
+           "FORMAT_NAME"]
 
 META_KEY = "__meta__"
 STATE_DICT_PREFIX = "state_dict/"
+OPTIMIZER_PREFIX = "optimizer/"  # AdamW moments in training checkpoints (engine/checkpoint.py)
 FORMAT_NAME = "segnext_jt.native"
 FORMAT_VERSION = 1
 _NPY_SUFFIX = ".npy"

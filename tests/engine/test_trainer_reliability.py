@@ -1,0 +1,244 @@
+"""Training engine reliability (issue #9): divergence never leaves a non-finite checkpoint,
+SIGINT/SIGTERM end cleanly and resumably, the work dir is locked, resume rewrites identical log
+lines (torn last log line repaired, int64 BN counters), all-ignore labels are refused and every
+JSON file is strict JSON. Tiny model on CPU; the signal tests run tools/train.py in subprocesses."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import DEMO_CFG, ROOT, demo_trainer, lines_without_timing, log_records, strict_json
+
+from segnext_jt.engine.logger import JsonLogWriter
+from segnext_jt.engine.trainer import (TrainingDataError, TrainingDivergedError, TrainSetupError,
+                                       WorkDirLockedError)
+from segnext_jt.io import load_npz, save_npz
+
+def _checkpoints(work):
+    return sorted(work.glob("iter_*.npz"), key=lambda p: int(re.search(r"\d+", p.name).group()))
+
+
+def _assert_finite_file(path):
+    arrays, _ = load_npz(path)
+    bad = [k for k, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    assert not bad, f"{path.name} holds non-finite arrays: {bad[:3]}"
+
+
+def _temporaries(work):
+    return [n for n in os.listdir(work) if n.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------------ 1. divergence
+@pytest.mark.parametrize("lr", [float("nan"), 1e30, float("inf")])
+def test_divergence_never_writes_a_nonfinite_checkpoint(tmp_path, tiny_train_options, lr):
+    """lr=nan makes the weights NaN in the first update while that iteration's loss is still finite;
+    lr=1e30 explodes them (finite, then inf) before the loss notices. Neither may be checkpointed,
+    and the checkpoint the message names is loaded back and finite."""
+    opts = tiny_train_options + ["train.checkpoint_interval=1", "train.max_iters=6", "train.eval_interval=100"]
+    trainer = demo_trainer(tmp_path, opts, "div")
+    trainer.lr = lambda it: lr  # the schedule's value for every iteration (config validation aside)
+    with pytest.raises(TrainingDivergedError, match=r"at iteration \d|iteration \d+ \(0-based") as info:
+        trainer.train()
+    msg = str(info.value)
+    work = tmp_path / "div"
+    for path in _checkpoints(work):
+        _assert_finite_file(path)
+    named = re.search(r"last good checkpoint is (\S+\.npz)", msg)
+    if named:
+        _assert_finite_file(tmp_path / "div" / os.path.basename(named.group(1)))
+        assert "verified finite" in msg
+    else:
+        assert "No finite checkpoint" in msg and not _checkpoints(work)
+    if lr != lr:  # NaN: caught in the very first update, before any checkpoint
+        assert "iteration 1 " in msg and "non-finite" in msg and not _checkpoints(work)
+    assert not _temporaries(work)
+    assert all(r.get("loss") is None or np.isfinite(r["loss"]) for r in log_records(work)[1:])
+
+
+def test_save_and_resume_refuse_nonfinite_state(tmp_path, tiny_train_options):
+    opts = tiny_train_options + ["train.max_iters=2", "train.eval_interval=100"]
+    trainer = demo_trainer(tmp_path, opts, "w")
+    trainer.train()
+    good = tmp_path / "w" / "iter_2.npz"
+    name, var = next(iter(trainer.model.state_dict().items()))
+    var.assign(var * float("nan"))
+    with pytest.raises(TrainingDivergedError, match=re.escape(name)):
+        trainer.save_checkpoint(3)
+    assert not (tmp_path / "w" / "iter_3.npz").exists() and not _temporaries(tmp_path / "w")
+
+    arrays, meta = load_npz(good)  # a non-finite checkpoint written by an older version
+    key = next(k for k in arrays if k.startswith("optimizer/"))
+    arrays[key] = np.full_like(arrays[key], np.inf)
+    bad = tmp_path / "w" / "iter_9.npz"
+    save_npz(bad, arrays, meta)
+    with pytest.raises(TrainSetupError, match="non-finite"):
+        demo_trainer(tmp_path, opts, "w", resume=str(bad))
+
+
+# ------------------------------------------------------------------------------ 3. resume
+def test_resume_log_lines_identical_torn_line_repaired_int64_counters(tmp_path, tiny_train_options):
+    """log_interval 3 and checkpoint_interval 2 do not align: resuming from iter_4 must still log
+    the mean of iterations 4-6 at iteration 6 (the partial window is in the checkpoint)."""
+    opts = tiny_train_options + ["train.max_iters=8", "train.log_interval=3", "train.checkpoint_interval=2",
+                                 "train.eval_interval=8"]
+    ref = tmp_path / "ref"
+    demo_trainer(tmp_path, opts, "ref", seed=2).train()
+
+    res = tmp_path / "res"  # the state of a run killed during iteration 5, its log line 6 half written
+    res.mkdir()
+    shutil.copy(ref / "iter_4.npz", res / "iter_4.npz")
+    log = [line for line in open(ref / "log.json") if line.strip()]
+    kept = [line for line in log if strict_json(line).get("iter", 0) <= 4]
+    (res / "log.json").write_text("".join(kept) + '{"mode": "train", "epoch": 1, "iter": 6, "lr": 5.9')
+    messages = []
+    demo_trainer(tmp_path, opts, "res", seed=2, resume="auto", logger=messages.append).train()
+
+    warnings = [m for m in messages if "warning" in m]
+    assert len(warnings) == 1 and "log.json" in warnings[0] and "last line" in warnings[0], messages
+    assert lines_without_timing(ref) == lines_without_timing(res)
+    assert [r["iter"] for r in log_records(res)[1:] if r.get("mode") == "train"] == [3, 6, 8]
+    a, _ = load_npz(ref / "iter_8.npz")
+    b, _ = load_npz(res / "iter_8.npz")
+    assert a.keys() == b.keys()
+    counters = [k for k in a if k.endswith("num_batches_tracked")]
+    assert counters
+    for k in a:
+        assert a[k].dtype == b[k].dtype, f"{k}: {b[k].dtype} after resume, {a[k].dtype} uninterrupted"
+        assert np.array_equal(a[k], b[k]), f"{k} differs after resume"
+    assert all(a[k].dtype == np.int64 for k in counters)
+
+
+def test_torn_log_line_writer_unit(tmp_path):
+    path = tmp_path / "log.json"
+    path.write_text('{"seed": 0}\n{"mode": "train", "iter": 2, "loss": NaN}\n{"mode": "train", "iter": 4}\n'
+                    '{"mode": "tr')
+    warned = []
+    writer = JsonLogWriter(str(path), {"seed": 0}, resume_iter=3, warn=warned.append)
+    writer.write({"mode": "val", "iter": 3, "mIoU": float("nan"), "IoU.a": float("inf"), "lr": 0.1234567})
+    records = [strict_json(x) for x in path.read_text().splitlines()]
+    assert records == [{"seed": 0}, {"mode": "train", "iter": 2, "loss": None},
+                       {"mode": "val", "iter": 3, "mIoU": None, "IoU.a": None, "lr": 0.12346}]
+    assert len(warned) == 1
+
+
+# ------------------------------------------------------------------------------ 2. work dir
+def test_work_dir_lock_and_stale_temporaries(tmp_path, tiny_train_options):
+    work = tmp_path / "w"
+    work.mkdir()
+    stale = [work / ".iter_4.npz.k2j3h4.tmp", work / "log.json.tmp", work / ".train_result.json.x1.tmp"]
+    for p in stale:
+        p.write_bytes(b"partial")
+    (work / "notes.tmp").write_text("not ours")
+    first = demo_trainer(tmp_path, tiny_train_options, "w")
+    assert not any(p.exists() for p in stale) and (work / "notes.tmp").exists()
+    with pytest.raises(WorkDirLockedError) as info:
+        demo_trainer(tmp_path, tiny_train_options, "w")
+    assert str(work) in str(info.value) and f"pid {os.getpid()}" in str(info.value)
+    first.close()
+    demo_trainer(tmp_path, tiny_train_options, "w").close()  # free again
+
+
+def _run_train_cli(args):
+    env = dict(os.environ, SEGNEXT_DEVICE="cpu")
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "train.py"), DEMO_CFG, "--no-progress",
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_second_cli_writer_is_refused(tmp_path, tiny_train_options):
+    work = tmp_path / "w"
+    holder = demo_trainer(tmp_path, tiny_train_options, "w")  # this process holds the lock
+    try:
+        proc = _run_train_cli(["--work-dir", str(work), "--cfg-options", *tiny_train_options])
+        out, err = proc.communicate(timeout=300)
+    finally:
+        holder.close()
+    assert proc.returncode == 1, out + err
+    assert f"pid {os.getpid()}" in err and str(work) in err and "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_exits_fast_with_one_line_and_resumes(tmp_path, tiny_train_options, sig):
+    opts = tiny_train_options + ["train.max_iters=40", "train.checkpoint_interval=2", "train.log_interval=3",
+                                 "train.eval_interval=40"]
+    work = tmp_path / "w"
+    proc = _run_train_cli(["--work-dir", str(work), "--seed", "1", "--cfg-options", *opts])
+    deadline = time.time() + 600
+    while not (work / "iter_2.npz").exists():
+        assert proc.poll() is None, "run ended before it could be interrupted: " + "".join(proc.communicate())
+        assert time.time() < deadline, "no checkpoint after 10 minutes"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    t0 = time.time()
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"no exit within 60 s of {sig.name}: {out}{err}")
+    assert time.time() - t0 < 60
+    assert not (work / "iter_40.npz").exists(), "the run was not interrupted"
+    assert proc.returncode == 128 + sig, out + err
+    ours = [l for l in err.splitlines() if l.strip() and not l.startswith(("[i ", "[w "))]  # Jittor's own log
+    assert len(ours) == 1, err
+    assert re.fullmatch(rf"interrupted by {sig.name} at iteration \d+ \(latest checkpoint iter_\d+\.npz\); "
+                        r"resume with --resume", ours[0]), ours[0]
+    assert "Traceback" not in out + err and not _temporaries(work)
+    for path in _checkpoints(work):
+        _assert_finite_file(path)
+
+    proc = _run_train_cli(["--work-dir", str(work), "--seed", "1", "--resume", "--cfg-options", *opts])
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out + err
+    assert (work / "iter_40.npz").exists() and not _temporaries(work)
+    iters = [r["iter"] for r in log_records(work)[1:] if r.get("mode") == "train"]
+    assert iters == list(range(3, 40, 3)) + [40]
+    strict_json((work / "train_result.json").read_text())
+
+
+# ------------------------------------------------------------------------------ 4. all-ignore labels
+def _copy_with_zero_labels(src, dst, splits):
+    """The demo dataset with every annotation of `splits` set to 0, which reduce_zero_label maps to 255."""
+    shutil.copytree(src, dst)
+    for split in splits:
+        for png in (dst / "annotations" / split).glob("*.png"):
+            arr = np.asarray(Image.open(png))
+            Image.fromarray(np.zeros_like(arr)).save(png)
+    return dst
+
+
+def test_all_ignore_train_labels_are_refused(tmp_path, tiny_train_options, demo_root):
+    root = _copy_with_zero_labels(demo_root, tmp_path / "ADEChallengeData2016", ["training"])
+    opts = [o for o in tiny_train_options if not o.startswith("data.root=")] + [f"data.root={root}"]
+    messages = []
+    with pytest.raises(TrainingDataError, match="ignore_index 255") as info:
+        demo_trainer(tmp_path, opts, "w", logger=messages.append).train()
+    assert "reduce_zero_label" in str(info.value)
+    assert sum("warning" in m for m in messages) == 1
+    assert not (tmp_path / "w" / "train_result.json").exists()
+
+
+def test_result_and_log_are_strict_json_when_val_labels_are_all_ignored(tmp_path, tiny_train_options, demo_root,
+                                                                      capsys):
+    root = _copy_with_zero_labels(demo_root, tmp_path / "ADEChallengeData2016", ["validation"])
+    opts = [o for o in tiny_train_options if not o.startswith("data.root=")] + [
+        f"data.root={root}", "train.max_iters=2", "train.eval_interval=2"]
+    spec = importlib.util.spec_from_file_location("train_tool", os.path.join(ROOT, "tools", "train.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    work = tmp_path / "w"
+    assert tool.main([DEMO_CFG, "--no-progress", "--work-dir", str(work), "--cfg-options", *opts]) == 0
+    result = strict_json((work / "train_result.json").read_text())
+    assert result["mIoU"] is None and result["final_iter"] == 2
+    val = [r for r in log_records(work) if r.get("mode") == "val"]
+    assert val and val[0]["mIoU"] is None
+    assert "mIoU is undefined" in capsys.readouterr().err
