@@ -11,19 +11,18 @@ import typing
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from helpers import BN_BUFFERS, ROOT
 
 from segnext_jt import ConfigError, build_segmentor, load_config
-from segnext_jt.config import DataConfig
+from segnext_jt.config_schema import DataConfig
 from segnext_jt.data.build import LAYOUTS, build_dataset
 
 CONFIGS = os.path.join(ROOT, "configs")
 BENCHMARK_CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(CONFIGS, "segnext_[tsbl]_*.yaml")))
 NEW_CONFIGS = BENCHMARK_CONFIGS + ["custom_example.yaml"]
-BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 # mmseg 1.x whole-model parameter counts with the 150-class ADE20K head (spec section 1.1, as in
-# tests/test_model_api.py) and the decoder width that feeds the 1x1 classifier (conv_seg).
+# tests/models/test_segmentor.py) and the decoder width that feeds the 1x1 classifier (conv_seg).
 ADE_PARAMS = {"t": 4_263_414, "s": 13_932_886, "b": 27_636_310, "l": 48_926_550}
 HEAD_CHANNELS = {"t": 256, "s": 256, "b": 512, "l": 1024}
 # class counts of the benchmarks (their papers / mmseg dataset classes), keyed by the file name part

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from helpers import ROOT
 
 from segnext_jt import load_config
 from segnext_jt.data.build import build_dataset

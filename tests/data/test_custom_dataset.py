@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_TRAIN_OVERRIDES
+from helpers import ROOT, TINY_TRAIN_OVERRIDES
 
 from segnext_jt import ConfigError, load_config
 from segnext_jt.data.build import build_dataset

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from helpers import ROOT
 
-from repro import report, report_reference  # noqa: E402
-from repro.report_reference import Reference  # noqa: E402
-from segnext_jt.config import Config  # noqa: E402
+from repro import report, report_reference
+from repro.report_reference import Reference
+from segnext_jt.config import Config
 
 needs_section = pytest.mark.skipif(not hasattr(Config(), "reference"),
                                    reason="segnext_jt.config has no reference section")
@@ -57,12 +54,23 @@ def test_name_inferred_defaults_when_no_config_values(tmp_path):
     ref = _ref(sweep)
     assert (ref["ss"], ref["msflip"], ref["ss_range"]) == (41.5, 42.59, None)
     assert ref["source"] == "mmseg README numbers for SegNeXt-T (inferred from the config name)"
-    # a real config without a reference section (the demo): the SegNeXt-L fallback
-    sweep = _sweep(tmp_path / "l", str(ROOT / "configs" / "demo_mnist.yaml"))
+    # a real config without a reference section: the SegNeXt-L fallback
+    sweep = _sweep(tmp_path / "l", str(_without_reference(tmp_path)))
     ref = _ref(sweep)
     assert (ref["ss"], ref["ss_range"]) == (50.99, [49.6, 51.0])
     assert ref["source"] == ("SegNeXt-L defaults (model size not recognisable from the config "
                              "name)")
+    # the demo config says there is nothing to compare with: no numbers, its source named
+    ref = _ref(_sweep(tmp_path / "d", str(ROOT / "configs" / "demo_mnist.yaml")))
+    assert (ref["ss"], ref["msflip"]) == (None, None) and ref["source"].startswith("MNIST-derived demo data")
+
+
+def _without_reference(tmp_path):
+    """The demo config with its reference section cut off (a config that has none)."""
+    text = (ROOT / "configs" / "demo_mnist.yaml").read_text()
+    path = tmp_path / "demo_no_reference.yaml"
+    path.write_text(text[:text.index("\nreference:")] + "\n")
+    return path
 
 
 def test_command_line_values_win(tmp_path, monkeypatch):
@@ -138,7 +146,7 @@ def test_reference_from_errors(tmp_path, capsys):
     assert report.main([str(sweep), "--reference-from", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: config file not found") and "\n" not in err
-    plain = ROOT / "configs" / "demo_mnist.yaml"  # no reference section
+    plain = _without_reference(tmp_path)
     assert report.main([str(sweep), "--reference-from", str(plain)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and str(plain) in err and "no reference values" in err

@@ -1,0 +1,50 @@
+"""segnext_jt.evaluation.evaluator: the pad pipeline against the mmseg 1.x fixture through the
+evaluator's own path, and K-draw probabilities as the mean of the single draws."""
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import DEMO_CFG, assert_close_fwd, fixture_dir, fixture_model, pad_bottom_right
+
+import jittor as jt
+
+from segnext_jt import load_config
+from segnext_jt.data.eval_views import ViewInfo
+from segnext_jt.evaluation.evaluator import logits_to_original
+
+
+def test_pad_pipeline_matches_mmseg1_fixture_through_the_evaluator_path():
+    """Input normalised already (the fixture's), so the view is: pad -> model -> crop -> resize."""
+    name = "tiny-test_eval_97x131"
+    model = fixture_model(name)
+    model.eval()
+    x = jt.array(np.load(fixture_dir(name) / "input.npy"))
+    padded = pad_bottom_right(x, 32)
+    logits = model.encode_decode(padded, None, np.load(fixture_dir(name) / "bases_raw.npy"))
+    info = ViewInfo(mode="pad", ori_shape=(97, 131), resized_shape=(97, 131),
+                    input_shape=tuple(padded.shape[2:]), valid_shape=(97, 131), flip=False)
+    got = np.concatenate([logits_to_original(logits[i:i + 1], info).numpy() for i in range(2)])
+    assert_close_fwd(got, np.load(fixture_dir(name) / "seg_logits_pipeline.npy"), "pad pipeline")
+
+
+def test_k_draw_probabilities_are_the_mean_of_the_single_draws(tiny_train_options, tiny_checkpoint, monkeypatch):
+    from segnext_jt.data.build import build_dataset
+    from segnext_jt.evaluation.evaluator import Evaluator, View
+    from segnext_jt.io import load_checkpoint
+    from segnext_jt.models import build_segmentor
+    cfg = load_config(DEMO_CFG, tiny_train_options + ["eval.nmf_draws=2"])
+    model = build_segmentor(cfg)
+    load_checkpoint(model, tiny_checkpoint, logger=lambda *a: None)
+    model.eval()
+    sample = build_dataset(cfg.data, "val").load_raw(0)
+    ev = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, 11)
+    got = ev.predict_probs([sample], ms_flip=False)[0]
+    singles = []
+    for d in range(2):  # what one draw gives: the evaluator with K=1 and draw d's key
+        cfg1 = load_config(DEMO_CFG, tiny_train_options)
+        ev1 = Evaluator(model, cfg1.eval, cfg1.data.mean, cfg1.data.std, 11)
+        with monkeypatch.context() as patch:
+            patch.setattr(View, "key", lambda self, name, draw=0, _key=View.key: _key(self, name, d))
+            singles.append(ev1.predict_probs([sample], ms_flip=False)[0])
+    assert not np.array_equal(singles[0], singles[1])
+    np.testing.assert_allclose(got, (singles[0] + singles[1]) / 2, rtol=0, atol=1e-6)
