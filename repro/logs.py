@@ -378,6 +378,91 @@ def _diff(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None else a - b
 
 
+def _shared_train_rows(a: TrainingLog, b: TrainingLog) -> list[dict[str, Any]]:
+    """One row per iteration with a train line in both logs."""
+    ta = {r.iter: r for r in a.train}
+    tb = {r.iter: r for r in b.train}
+    rows = []
+    for it in sorted(set(ta) & set(tb)):
+        ra, rb = ta[it], tb[it]
+        rows.append({"iter": it, "loss_a": _f(ra.loss), "loss_b": _f(rb.loss),
+                     "loss_diff": _diff(_f(ra.loss), _f(rb.loss)),
+                     "lr_a": _f(ra.lr), "lr_b": _f(rb.lr),
+                     "acc_seg_a": _f(ra.acc_seg), "acc_seg_b": _f(rb.acc_seg)})
+    return rows
+
+
+def _shared_loss_windows(a: TrainingLog, b: TrainingLog, window: int) -> list[dict[str, Any]]:
+    """Mean loss per window of `window` iterations, for the windows present in both logs."""
+    wa = dict(zip(*(x.tolist() for x in binned_mean(*a.series("loss"), window))))
+    wb = dict(zip(*(x.tolist() for x in binned_mean(*b.series("loss"), window))))
+    return [{"iter_end": it, "loss_a": wa[it], "loss_b": wb[it], "loss_diff": wa[it] - wb[it]}
+            for it in sorted(set(wa) & set(wb))]
+
+
+def _shared_val_rows(a: TrainingLog, b: TrainingLog) -> list[dict[str, Any]]:
+    """One row per training iteration evaluated in both logs (mIoU, aAcc, mAcc)."""
+    va = {r.iter: r for r in a.val}
+    vb = {r.iter: r for r in b.val}
+    rows = []
+    for it in sorted(set(va) & set(vb)):
+        row: dict[str, Any] = {"iter": it}
+        for key in ("mIoU", "aAcc", "mAcc"):
+            x, y = _f(getattr(va[it], key)), _f(getattr(vb[it], key))
+            row[f"{key}_a"], row[f"{key}_b"], row[f"{key}_diff"] = x, y, _diff(x, y)
+        rows.append(row)
+    return rows
+
+
+def _comparison_summary(exact: list[dict[str, Any]], windows: list[dict[str, Any]],
+                        vals: list[dict[str, Any]]) -> dict[str, Any]:
+    loss_d = [r["loss_diff"] for r in exact if r["loss_diff"] is not None]
+    lr_pairs = [(r["lr_a"], r["lr_b"]) for r in exact
+                if r["lr_a"] is not None and r["lr_b"] is not None]
+    lr_abs = [abs(x - y) for x, y in lr_pairs]
+    lr_rel = [abs(x - y) / max(abs(x), abs(y)) for x, y in lr_pairs if max(abs(x), abs(y)) > 0]
+    miou_d = [r["mIoU_diff"] for r in vals if r["mIoU_diff"] is not None]
+    return {
+        "n_shared_train_iters": len(exact),
+        "mean_loss_diff": float(np.mean(loss_d)) if loss_d else None,
+        "mean_abs_loss_diff": float(np.mean(np.abs(loss_d))) if loss_d else None,
+        "max_rel_lr_diff": float(max(lr_rel)) if lr_rel else None,
+        # mmcv rounds logged floats to 5 decimals, so an mmseg 0.x lr is only good to 5e-6
+        "max_abs_lr_diff": float(max(lr_abs)) if lr_abs else None,
+        "n_shared_windows": len(windows),
+        "n_shared_val_iters": len(vals),
+        "mean_mIoU_diff": float(np.mean(miou_d)) if miou_d else None,
+        "last_mIoU_diff": miou_d[-1] if miou_d else None,
+    }
+
+
+def _meta_comparison(a: TrainingLog, b: TrainingLog, max_config_diff_lines: int) -> dict[str, Any]:
+    """Seeds, whether the config texts differ (with a unified diff), and the NMF settings of each."""
+    text_a, text_b = _config_text(a.meta), _config_text(b.meta)
+    config_differs: Optional[bool] = None
+    config_diff: list[str] = []
+    if text_a is not None and text_b is not None:
+        config_differs = text_a != text_b
+        if config_differs:
+            config_diff = list(difflib.unified_diff(text_a.splitlines(), text_b.splitlines(),
+                                                    fromfile=a.path, tofile=b.path, lineterm=""))
+    ham_a, ham_b = extract_ham_settings(a.meta), extract_ham_settings(b.meta)
+    return {
+        "seed_a": a.seed, "seed_b": b.seed,
+        "config_available": text_a is not None and text_b is not None,
+        "config_differs": config_differs,
+        "config_diff": config_diff[:max_config_diff_lines],
+        "config_diff_truncated": len(config_diff) > max_config_diff_lines,
+        "ham_a": ham_a, "ham_b": ham_b,
+        "ham_differs": None if ham_a is None or ham_b is None else ham_a != ham_b,
+    }
+
+
+def _log_overview(log: TrainingLog) -> dict[str, Any]:
+    return {"path": log.path, "format": log.format, "seed": log.seed, "n_train": len(log.train),
+            "n_val": len(log.val), "last_iter": log.train[-1].iter if log.train else None}
+
+
 def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
                  max_config_diff_lines: int = 200) -> dict[str, Any]:
     """Align two logs by training iteration (differences are a - b).
@@ -389,79 +474,18 @@ def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
     * ``meta``: seeds, whether the config texts differ (with a unified diff) and the NMF
       (ham_kwargs) settings of each.
     """
-    ta = {r.iter: r for r in a.train}
-    tb = {r.iter: r for r in b.train}
-    shared = sorted(set(ta) & set(tb))
-    exact = []
-    for it in shared:
-        ra, rb = ta[it], tb[it]
-        exact.append({"iter": it, "loss_a": _f(ra.loss), "loss_b": _f(rb.loss),
-                      "loss_diff": _diff(_f(ra.loss), _f(rb.loss)),
-                      "lr_a": _f(ra.lr), "lr_b": _f(rb.lr),
-                      "acc_seg_a": _f(ra.acc_seg), "acc_seg_b": _f(rb.acc_seg)})
-
-    wa = dict(zip(*(x.tolist() for x in binned_mean(*a.series("loss"), window))))
-    wb = dict(zip(*(x.tolist() for x in binned_mean(*b.series("loss"), window))))
-    windows = [{"iter_end": it, "loss_a": wa[it], "loss_b": wb[it], "loss_diff": wa[it] - wb[it]}
-               for it in sorted(set(wa) & set(wb))]
-
-    va = {r.iter: r for r in a.val}
-    vb = {r.iter: r for r in b.val}
-    vals = []
-    for it in sorted(set(va) & set(vb)):
-        row: dict[str, Any] = {"iter": it}
-        for key in ("mIoU", "aAcc", "mAcc"):
-            x, y = _f(getattr(va[it], key)), _f(getattr(vb[it], key))
-            row[f"{key}_a"], row[f"{key}_b"], row[f"{key}_diff"] = x, y, _diff(x, y)
-        vals.append(row)
-
-    loss_d = [r["loss_diff"] for r in exact if r["loss_diff"] is not None]
-    lr_pairs = [(r["lr_a"], r["lr_b"]) for r in exact
-                if r["lr_a"] is not None and r["lr_b"] is not None]
-    lr_abs = [abs(x - y) for x, y in lr_pairs]
-    lr_rel = [abs(x - y) / max(abs(x), abs(y)) for x, y in lr_pairs if max(abs(x), abs(y)) > 0]
-    miou_d = [r["mIoU_diff"] for r in vals if r["mIoU_diff"] is not None]
-
-    text_a, text_b = _config_text(a.meta), _config_text(b.meta)
-    config_differs: Optional[bool] = None
-    config_diff: list[str] = []
-    if text_a is not None and text_b is not None:
-        config_differs = text_a != text_b
-        if config_differs:
-            config_diff = list(difflib.unified_diff(text_a.splitlines(), text_b.splitlines(),
-                                                    fromfile=a.path, tofile=b.path, lineterm=""))
-    truncated = len(config_diff) > max_config_diff_lines
-    ham_a, ham_b = extract_ham_settings(a.meta), extract_ham_settings(b.meta)
+    exact = _shared_train_rows(a, b)
+    windows = _shared_loss_windows(a, b, window)
+    vals = _shared_val_rows(a, b)
     return {
-        "a": {"path": a.path, "format": a.format, "seed": a.seed, "n_train": len(a.train),
-              "n_val": len(a.val), "last_iter": a.train[-1].iter if a.train else None},
-        "b": {"path": b.path, "format": b.format, "seed": b.seed, "n_train": len(b.train),
-              "n_val": len(b.val), "last_iter": b.train[-1].iter if b.train else None},
+        "a": _log_overview(a),
+        "b": _log_overview(b),
         "window": window,
-        "summary": {
-            "n_shared_train_iters": len(shared),
-            "mean_loss_diff": float(np.mean(loss_d)) if loss_d else None,
-            "mean_abs_loss_diff": float(np.mean(np.abs(loss_d))) if loss_d else None,
-            "max_rel_lr_diff": float(max(lr_rel)) if lr_rel else None,
-            # mmcv rounds logged floats to 5 decimals, so an mmseg 0.x lr is only good to 5e-6
-            "max_abs_lr_diff": float(max(lr_abs)) if lr_abs else None,
-            "n_shared_windows": len(windows),
-            "n_shared_val_iters": len(vals),
-            "mean_mIoU_diff": float(np.mean(miou_d)) if miou_d else None,
-            "last_mIoU_diff": miou_d[-1] if miou_d else None,
-        },
+        "summary": _comparison_summary(exact, windows, vals),
         "loss_exact": exact,
         "loss_windows": windows,
         "val": vals,
-        "meta": {
-            "seed_a": a.seed, "seed_b": b.seed,
-            "config_available": text_a is not None and text_b is not None,
-            "config_differs": config_differs,
-            "config_diff": config_diff[:max_config_diff_lines],
-            "config_diff_truncated": truncated,
-            "ham_a": ham_a, "ham_b": ham_b,
-            "ham_differs": None if ham_a is None or ham_b is None else ham_a != ham_b,
-        },
+        "meta": _meta_comparison(a, b, max_config_diff_lines),
         "warnings": [*a.warnings, *b.warnings],
     }
 

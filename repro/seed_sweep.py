@@ -21,28 +21,21 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-SCRIPT = os.path.abspath(__file__)
 
-from segnext_jt.environment import child_env  # noqa: E402
 from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
                             install_signal_handlers, run_tool)
 from repro.results import EvalEntry, ResultError, RunResult, eval_entry_from_summary  # noqa: E402
+from repro.sweep_launch import (DEFAULT_MAX_SEEDS, LOCK_NAME, SWEEP_LOCK_NAME, launch_local,  # noqa: E402
+                                launch_slurm, start_child, stop_children, worker_command)
 from segnext_jt.io.files import (json_safe, lock_holder, read_json, try_lock, unlock,  # noqa: E402
-                                 write_json_atomic, write_text_atomic)
+                                 write_json_atomic)
 
 MAX_SEED = 2 ** 31 - 1  # seeds go to Jittor's C++ RNG (and NumPy's 32-bit seeding)
-DEFAULT_MAX_SEEDS = 1000
-LOCK_NAME = ".lock"  # the training lock in a training work dir (tools/train.py takes it too)
-SWEEP_LOCK_NAME = ".sweep.lock"  # held by the sweep worker of a seed for its whole life
-TERM_GRACE_S = 4.0  # SIGTERM -> SIGKILL for a child we stop
 
 
 class SweepError(ValueError):
@@ -144,50 +137,6 @@ def held_lock(path: str, busy: str, prefix: str = ""):
         yield
     finally:
         unlock(fd)
-
-
-def busy_reason(seed_dir: str, seed: int) -> Optional[str]:
-    """Why seed `seed` cannot be launched now (its training or sweep lock is held), else None.
-    The locks are only probed (taken and released at once)."""
-    if not os.path.isdir(seed_dir):
-        return None
-    for name, what in ((SWEEP_LOCK_NAME, "a sweep worker"), (LOCK_NAME, "a training or sweep")):
-        path = os.path.join(seed_dir, name)
-        if not os.path.exists(path):
-            continue
-        fd = try_lock(path)
-        if fd is None:
-            return (f"seed_{seed}: {path} is held by {lock_holder(path)} ({what} still running there); "
-                    f"not launching it: wait for it or stop it, then rerun")
-        unlock(fd)
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# child processes: they die with their parent, and are stopped on SIGINT/SIGTERM
-# --------------------------------------------------------------------------------------------
-def start_child(cmd: list[str], env: "dict | None" = None, **kwargs) -> subprocess.Popen:
-    """A child that gets SIGTERM when this process dies, even by SIGKILL (Linux): it asks for that
-    itself when it imports segnext_jt (environment.child_env); a preexec_fn doing it could deadlock
-    in the fork of this process, whose Jittor threads may hold locks."""
-    return subprocess.Popen(cmd, start_new_session=False, env=child_env(env), **kwargs)
-
-
-def stop_children(procs: list[subprocess.Popen], grace: float = TERM_GRACE_S) -> None:
-    """SIGTERM every running child, SIGKILL those still alive after `grace` seconds."""
-    live = [p for p in procs if p.poll() is None]
-    for p in live:
-        try:
-            p.send_signal(signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + grace
-    for p in live:
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,111 +261,6 @@ def seed_finished(args, seed: int) -> bool:
     return wanted <= done
 
 
-# --------------------------------------------------------------------------------------------
-# launchers
-# --------------------------------------------------------------------------------------------
-def worker_command(args, seed: Optional[str], absolute: bool = False) -> list[str]:
-    work_dir = os.path.abspath(args.work_dir) if absolute else args.work_dir
-    config = os.path.abspath(args.config) if absolute else args.config
-    cmd = [sys.executable, SCRIPT, "--config", config, "--work-dir", work_dir, "--_one-seed", str(seed)]
-    if args.eval_seeds:
-        cmd += ["--eval-seeds", ",".join(map(str, args.eval_seeds))]
-    if args.max_seeds != DEFAULT_MAX_SEEDS:
-        cmd += ["--max-seeds", str(args.max_seeds)]
-    if args.no_msflip:
-        cmd.append("--no-msflip")
-    if args.nmf_draws != 1:
-        cmd += ["--nmf-draws", str(args.nmf_draws)]
-    if not args.progress:
-        cmd.append("--no-progress")
-    if args.cfg_options:
-        cmd += ["--cfg-options", *args.cfg_options]
-    return cmd
-
-
-def launch_local(args, todo: list[int], to_files: bool = True) -> int:
-    """One seed per GPU (CUDA_VISIBLE_DEVICES) or `--procs` CPU processes at a time. With
-    to_files=False (sequential, one slot) the worker writes to this terminal."""
-    slots = [str(g) for g in args.gpus] if args.gpus else [None] * max(1, args.procs)
-    running: dict = {}
-    failed = []
-    queue = list(todo)
-    try:
-        while queue or running:
-            for slot in [s for s in range(len(slots)) if s not in running]:
-                if not queue:
-                    break
-                seed = queue.pop(0)
-                reason = busy_reason(os.path.join(args.work_dir, f"seed_{seed}"), seed)
-                if reason:
-                    print(f"error: {reason}", file=sys.stderr, flush=True)
-                    failed.append(seed)
-                    continue
-                env = dict(os.environ)
-                if slots[slot] is not None:
-                    env["CUDA_VISIBLE_DEVICES"] = slots[slot]
-                    env.setdefault("SEGNEXT_DEVICE", "cuda")
-                log = None
-                if to_files:
-                    log = open(os.path.join(args.work_dir, f"seed_{seed}.out"), "a")
-                    print(f"[sweep] seed {seed} -> {'GPU ' + slots[slot] if slots[slot] else 'CPU'} "
-                          f"(output: {log.name})", flush=True)
-                try:
-                    proc = start_child(worker_command(args, str(seed)), env=env, stdout=log,
-                                       stderr=subprocess.STDOUT if log else None)
-                except BaseException:
-                    if log:
-                        log.close()
-                    raise
-                running[slot] = (seed, proc, log)
-            if running:
-                time.sleep(0.2 if not to_files else 0.5)
-            for slot, (seed, proc, log) in list(running.items()):
-                if proc.poll() is not None:
-                    if log:
-                        log.close()
-                    del running[slot]
-                    status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-                    print(f"[sweep] seed {seed} {status}", flush=True)
-                    if proc.returncode:
-                        failed.append(seed)
-    except BaseException:
-        stop_children([proc for _, proc, _ in running.values()], grace=TERM_GRACE_S + 2)
-        for _, _, log in running.values():
-            if log:
-                log.close()
-        raise
-    if failed:
-        where = "DIR/seed_<k>.out" if to_files else "the output above"
-        print(f"error: failed seeds: {failed}; see {where}, rerun the same command to resume",
-              file=sys.stderr, flush=True)
-    return 1 if failed else 0
-
-
-def write_slurm_script(args, todo: list[int]) -> str:
-    path = os.path.join(args.work_dir, "sweep.sbatch")
-    seeds = " ".join(map(str, todo))
-    base = " ".join(shlex.quote(c) for c in worker_command(args, "PLACEHOLDER", absolute=True))
-    base = base.replace("PLACEHOLDER", '"${SEEDS[$SLURM_ARRAY_TASK_ID]}"')
-    extra = "".join(f"#SBATCH {a}\n" for a in shlex.split(args.slurm_args or ""))
-    text = f"""#!/bin/bash
-#SBATCH --job-name=segnext-sweep
-#SBATCH --array=0-{len(todo) - 1}
-#SBATCH --gres=gpu:1
-#SBATCH --cpus-per-task=8
-#SBATCH --output={os.path.abspath(args.work_dir)}/slurm-%A_%a.out
-{extra}# One training seed per array task; rerunning resumes unfinished seeds.
-set -euo pipefail
-SEEDS=({seeds})
-# the directory the sweep was planned from: relative paths in --cfg-options stay valid
-cd {shlex.quote(os.getcwd())}
-export SEGNEXT_DEVICE=${{SEGNEXT_DEVICE:-cuda}}
-{base}
-"""
-    write_text_atomic(path, text)
-    return path
-
-
 def _gpu_list(text: str) -> list[int]:
     try:
         gpus = [int(x) for x in text.split(",") if x.strip()]
@@ -474,9 +318,29 @@ def _read_plan(plan_path: str) -> dict:
     return old
 
 
-def _main(args) -> int:
+def _sweep_plan(args, plan_path: str) -> dict:
+    """The plan of this command, merged with the one already in the work dir (its seeds and creation
+    time are kept; a sweep of another config, options or number of NMF draws is refused)."""
+    plan = {"config": args.config, "seeds": args.seeds, "eval_seeds": args.eval_seeds, "modes": modes_of(args),
+            "cfg_options": args.cfg_options, "launcher": args.launcher, "nmf_draws": args.nmf_draws}
+    if os.path.lexists(plan_path):
+        old = _read_plan(plan_path)
+        plan["created"] = old.get("created")
+        if old.get("config") != plan["config"] or old.get("cfg_options") != plan["cfg_options"]:
+            raise UsageError(f"{args.work_dir} holds a sweep of {old.get('config')} {old.get('cfg_options')}; "
+                             "use another --work-dir")
+        if old.get("nmf_draws", 1) != args.nmf_draws:
+            raise UsageError(f"{args.work_dir} holds a sweep with --nmf-draws {old.get('nmf_draws', 1)}; "
+                             "use another --work-dir for another number of draws")
+        plan["seeds"] = list(dict.fromkeys(old.get("seeds", []) + args.seeds))
+    plan["created"] = plan.get("created") or time.strftime("%Y-%m-%d %H:%M:%S")
+    return plan
+
+
+def _check_arguments(args) -> None:
+    """Cheap checks first: seed lists (parsed into args), paths, config; nothing is created before
+    they pass."""
     from segnext_jt.config import load_config
-    # Cheap checks first: seed lists, paths, config; nothing is created before they pass.
     args.seeds = parse_seed_spec(args.seeds).expand(args.max_seeds) if args.seeds is not None else None
     args.eval_seeds = (parse_seed_spec(args.eval_seeds, "--eval-seeds").expand(args.max_seeds, "--eval-seeds")
                        if args.eval_seeds is not None else None)
@@ -492,6 +356,10 @@ def _main(args) -> int:
                          else f"--checkpoint {args.checkpoint}: not a regular file")
     if args.submit and args.launcher == "slurm" and not shutil.which("sbatch"):
         raise UsageError("--submit: sbatch not found on PATH (drop --submit to only write the script)")
+
+
+def _main(args) -> int:
+    _check_arguments(args)
     if args.one_seed is not None:
         os.makedirs(args.work_dir, exist_ok=True)
         run_one_seed(args, args.one_seed)
@@ -508,20 +376,8 @@ def _main(args) -> int:
         raise UsageError("give --seeds (training sweep) or --checkpoint (eval-seed sweep)")
     for seed in args.seeds:
         check_work_dir(os.path.join(args.work_dir, f"seed_{seed}"), f"seed_{seed} work dir")
-    plan = {"config": args.config, "seeds": args.seeds, "eval_seeds": args.eval_seeds, "modes": modes_of(args),
-            "cfg_options": args.cfg_options, "launcher": args.launcher, "nmf_draws": args.nmf_draws}
     plan_path = os.path.join(args.work_dir, "sweep.json")
-    if os.path.lexists(plan_path):
-        old = _read_plan(plan_path)
-        plan["created"] = old.get("created")
-        if old.get("config") != plan["config"] or old.get("cfg_options") != plan["cfg_options"]:
-            raise UsageError(f"{args.work_dir} holds a sweep of {old.get('config')} {old.get('cfg_options')}; "
-                             "use another --work-dir")
-        if old.get("nmf_draws", 1) != args.nmf_draws:
-            raise UsageError(f"{args.work_dir} holds a sweep with --nmf-draws {old.get('nmf_draws', 1)}; "
-                             "use another --work-dir for another number of draws")
-        plan["seeds"] = list(dict.fromkeys(old.get("seeds", []) + args.seeds))
-    plan["created"] = plan.get("created") or time.strftime("%Y-%m-%d %H:%M:%S")
+    plan = _sweep_plan(args, plan_path)
     todo = [s for s in args.seeds if not seed_finished(args, s)]
     done = [s for s in args.seeds if s not in todo]
     print(f"[sweep] {args.config}: seeds {args.seeds}, eval seeds {args.eval_seeds or 'same as training'}, "
@@ -535,22 +391,7 @@ def _main(args) -> int:
     if not todo:
         return 0
     if args.launcher == "slurm":
-        busy = [r for r in (busy_reason(os.path.join(args.work_dir, f"seed_{s}"), s) for s in todo) if r]
-        for reason in busy:
-            print(f"error: {reason}", file=sys.stderr, flush=True)
-        if busy:
-            return 1
-        script = write_slurm_script(args, todo)
-        print(f"[sweep] wrote {script}", flush=True)
-        if args.submit:
-            proc = subprocess.Popen(["sbatch", script])  # the jobs run elsewhere: not tied to this process
-            try:
-                return proc.wait()
-            except BaseException:
-                stop_children([proc])
-                raise
-        print(f"[sweep] submit with: sbatch {script}")
-        return 0
+        return launch_slurm(args, todo)
     if args.gpus or args.procs > 1:
         return launch_local(args, todo)
     return launch_local(args, todo, to_files=False)  # sequential, output in this terminal

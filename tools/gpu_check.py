@@ -7,7 +7,7 @@ train and run at the paper's speed? Prints a table (and --json writes it).
 
 Steps (each in its own process, so one failure does not hide the others):
   1. import      segnext_jt + jittor with the requested device (use_cuda=1 on CUDA)
-  2. parity      tests/test_model_parity.py on that device (the mmseg 1.2.2 reference fixtures)
+  2. parity      tests/models/test_parity.py on that device (the mmseg 1.2.2 reference fixtures)
   3. train step  SegNeXt-T, batch 16, 512x512, AdamW: seconds per step and peak device memory
                  (paper / mmseg log: 17.9 GB on one GPU)
   4. fps         SegNeXt-T and -L inference the mmseg way (tools/benchmark.py: batch 1, 512x683
@@ -59,7 +59,7 @@ def check_import(device: str) -> dict:
 
 
 def check_parity(device: str, quick: bool) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_model_parity.py"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/models/test_parity.py"]
     if quick:
         cmd += ["-k", "test_eval_fixture_stages_head_and_logits and 64x64 and fast"]
     ok, out, secs = _run(cmd, device, 1200)

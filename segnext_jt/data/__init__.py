@@ -8,7 +8,7 @@ from .ade20k import (ADE20K_CLASSES, ADE20K_PALETTE, CITYSCAPES_CLASSES, CITYSCA
                      read_label, reduce_zero_label)
 from .cv2_compat import bgr2hsv, cv2_resize_bilinear, cv2_resize_nearest, hsv2bgr
 from .coco_stuff import COCOStuff164kDataset
-from .demo_mnist import DEMO_CLASSES, DEMO_PALETTE, DemoMNISTDataset, build_demo_dataset
+from .demo_mnist import DEMO_CLASSES, DEMO_PALETTE, DemoMNISTDataset
 from .isaid import ISAIDDataset
 from .pascal_context import PascalContext59Dataset
 from .voc import PascalVOCAugDataset
@@ -25,7 +25,7 @@ __all__ = [
     "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "TEST_MODES", "TTA_RATIOS",
     "SegDataset", "ADE20KDataset", "CityscapesDataset", "DemoMNISTDataset", "RawSample", "DataError",
     "PascalVOCAugDataset", "PascalContext59Dataset", "COCOStuff164kDataset", "ISAIDDataset",
-    "read_image_bgr", "read_label", "reduce_zero_label", "build_demo_dataset",
+    "read_image_bgr", "read_label", "reduce_zero_label",
     "TrainLoader", "ValLoader", "SampleLoadError", "sample_indices", "sample_rng",
     "Compose", "RandomResize", "RandomCrop", "RandomResizeCrop", "RandomFlip", "PhotoMetricDistortion", "Normalize",
     "Pad",

@@ -16,6 +16,12 @@ kernel that computes the same arithmetic; the model files call these through `la
   runs single-threaded with an index computation per element; here one OpenMP loop per output row
   (forward) or per plane (backward, so the scatter needs no atomics and is deterministic).
 
+Training also gets one-pass kernels for the per-pixel cross-entropy and training-mode BatchNorm.
+
+This module decides where a kernel runs (the switch below, the dtype/device/shape checks of each
+entry point) and holds the sgemm and resize kernels; the depthwise convolutions are in
+`dwconv_ops.py`, the cross-entropy and BatchNorm kernels in `train_ops.py`.
+
 All kernels are float32 and CPU-only; CUDA and other dtypes take Jittor's own operators.
 `SEGNEXT_CPU_KERNELS=jittor` (or `set_native_cpu_kernels(False)`) restores Jittor's paths everywhere,
 e.g. to compare speed; the parity tests run both.
@@ -31,6 +37,8 @@ from .. import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
+from . import dwconv_ops, train_ops
+
 _native = os.environ.get("SEGNEXT_CPU_KERNELS", "native").strip().lower() != "jittor"
 
 
@@ -45,7 +53,6 @@ def native_cpu_kernels() -> bool:
 
 def _use_native(*vars_: jt.Var) -> bool:
     return _native and not jt.flags.use_cuda and all(v.dtype == "float32" for v in vars_)
-
 
 # --------------------------------------------------------------------------------------------
 # Matrix products: oneDNN sgemm (the op Jittor's matmul tuner itself emits for 2-D products)
@@ -124,208 +131,10 @@ def conv1x1(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], batched: bool) ->
     apply. With `batched=False` a batch of several images is left to mkl_conv: in training, slicing
     and stacking the images cost more time and memory than they save (SegNeXt-L forward+backward at
     batch 2: 14.8 s and 10.3 GB peak RSS against 9.6 s and 9.2 GB). Inference passes True, so an
-    image's logits do not depend on the rest of its batch (bit-identical, tests/test_model_api.py)."""
+    image's logits do not depend on the rest of its batch (bit-identical, tests/models/test_ham_head.py)."""
     if not (_use_native(x, weight) and _have_sgemm() and (batched or x.shape[0] == 1)):
         return None
     return _Conv1x1.apply(x, weight, bias)
-
-
-# --------------------------------------------------------------------------------------------
-# Depthwise convolution (stride 1, no dilation, zero padding smaller than the kernel)
-# --------------------------------------------------------------------------------------------
-# Parallel over (image, channel) planes. Input rows are copied, zero-padded, into a ring of KH
-# scratch rows (it stays in L1), so the tap loops need no bounds checks; each output row is then
-# computed in blocks of
-# BLOCK columns held in registers: every tap is one (unaligned) vector load and one multiply-add,
-# and each output element is stored once (a tap-at-a-time loop over the row would load and store
-# the output row once per tap, which made the 1xK strips memory-bound).
-#   * _DW_FORWARD_SRC: y[n,c] = b[c] + sum_{i,j} w[c,i,j] * x[n,c, . + i - ph, . + j - pw];
-#     with FLIP it correlates with the 180-degree-rotated kernel, which is the input gradient
-#     (the gradient of a stride-1 conv with padding p is a conv of dy with padding k - 1 - p);
-#   * _DW_GRAD_WEIGHT_SRC: gw[c,i,j] = sum_{n,h,w} dy[n,c,h,w] * x[n,c,h+i-ph,w+j-pw].
-# Shapes, paddings and the flip are run-time values, so Jittor compiles three kernels in all.
-_DW_MAX_KERNEL = 64  # kernel rows the kernels keep row pointers for
-_DW_MAX_TAPS = 64  # KH * KW: the weight gradient keeps one vector accumulator per tap
-_DW_HEADER = ("#include <cmath>\n#include <cstring>\n#include <vector>\n#define BLOCK 16\n"
-              "typedef float vblock __attribute__((vector_size(4 * BLOCK)));\n"
-              f"#define MAX_KH {_DW_MAX_KERNEL}\n#define MAX_TAPS {_DW_MAX_TAPS}\n" + """
-// The KH zero-padded input rows under the kernel, for one (n, c) plane, slid down one output row
-// at a time; padded row r is input row r - PH, padded column q input column q - PW (in L1).
-struct RowWindow {
-    float* rows[MAX_KH];
-    const float* plane; float in_bias;
-    int KH, H, W, PH, PW, WP;
-    RowWindow(float* buf, int KH, int H, int W, int PH, int PW, int WP)
-        : KH(KH), H(H), W(W), PH(PH), PW(PW), WP(WP) {
-        for (int ki = 0; ki < KH; ki++) rows[ki] = buf + (size_t)ki * WP;
-    }
-    void fill(float* __restrict__ prow, int r) {
-        const int ih = r - PH;
-        if (ih < 0 || ih >= H) { std::memset(prow, 0, sizeof(float) * WP); return; }
-        const int right = WP - PW - W;  // zero columns after the row (< 0: the row is cropped)
-        const int n_in = right >= 0 ? W : W + right;
-        const float* __restrict__ xrow = plane + (size_t)ih * W;
-        std::memset(prow, 0, sizeof(float) * PW);
-        if (in_bias != 0.0f) for (int q = 0; q < n_in; q++) prow[PW + q] = xrow[q] + in_bias;
-        else std::memcpy(prow + PW, xrow, sizeof(float) * n_in);
-        if (right > 0) std::memset(prow + PW + W, 0, sizeof(float) * right);
-    }
-    void start(const float* x, float bias) {  // rows for output row -1; advance() before each row
-        plane = x; in_bias = bias;
-        for (int ki = 0; ki < KH - 1; ki++) fill(rows[ki + 1], ki);
-    }
-    void advance(int oh) {  // now under output row oh
-        float* recycled = rows[0];
-        for (int ki = 0; ki < KH - 1; ki++) rows[ki] = rows[ki + 1];
-        rows[KH - 1] = recycled;
-        fill(recycled, oh + KH - 1);
-    }
-};
-""")
-_DW_FORWARD_SRC = """
-    // in0 x (N,C,H,W), in1 w (C,1,KH,KW)[, in2 bias (C)] -> out0 y (N,C,OH,OW)
-    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
-    const int KH = in1_shape2, KW = in1_shape3, OH = out0_shape2, OW = out0_shape3;
-    const int PH = (int)data["ph"], PW = (int)data["pw"], FLIP = (int)data["flip"];
-    const int WP = OW + KW - 1;  // a padded row: input columns -PW .. OW + KW - 2 - PW
-    #pragma omp parallel
-    {
-        std::vector<float> ring((size_t)KH * WP + BLOCK), wk(KH * KW);
-        RowWindow window(ring.data(), KH, H, W, PH, PW, WP);
-        #pragma omp for schedule(static)
-        for (int nc = 0; nc < N * C; nc++) {
-            const int c = nc % C;
-            const float* __restrict__ xp = in0_p + (size_t)nc * H * W;
-            const float* __restrict__ wp = in1_p + (size_t)c * KH * KW;
-            for (int k = 0; k < KH * KW; k++) wk[k] = FLIP ? wp[KH * KW - 1 - k] : wp[k];
-            window.start(xp, HAS_IN_BIAS ? IN_BIAS_AT(c) : 0.0f);
-            const float b = HAS_BIAS ? BIAS_AT(c) : 0.0f;
-            float* __restrict__ yp = out0_p + (size_t)nc * OH * OW;
-            for (int oh = 0; oh < OH; oh++) {
-                window.advance(oh);
-                float* __restrict__ yrow = yp + (size_t)oh * OW;
-                for (int ow0 = 0; ow0 < OW; ow0 += BLOCK) {
-                    vblock acc = (vblock){} + b;  // BLOCK outputs in one vector register
-                    for (int ki = 0; ki < KH; ki++) {
-                        const float* __restrict__ prow = window.rows[ki] + ow0;
-                        const float* __restrict__ wrow = wk.data() + ki * KW;
-                        for (int kj = 0; kj < KW; kj++) {
-                            vblock xv;
-                            std::memcpy(&xv, prow + kj, sizeof(vblock));  // unaligned vector load
-                            acc += wrow[kj] * xv;
-                        }
-                    }
-                    if (OW - ow0 >= BLOCK) std::memcpy(yrow + ow0, &acc, sizeof(vblock));
-                    else for (int t = 0; t < OW - ow0; t++) yrow[ow0 + t] = acc[t];
-                }
-                // exact GELU over the finished row: a plain loop the compiler vectorises (erff)
-                if (GELU) for (int ow = 0; ow < OW; ow++) yrow[ow] *= 0.5f * (1.0f + erff(yrow[ow] * SQRT1_2));
-            }
-        }
-    }
-"""
-
-_DW_GRAD_WEIGHT_SRC = """
-    // in0 x (N,C,H,W), in1 dy (N,C,OH,OW) -> out0 gw (C,1,KH,KW)
-    const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
-    const int OH = in1_shape2, OW = in1_shape3, KH = out0_shape2, KW = out0_shape3;
-    const int PH = (int)data["ph"], PW = (int)data["pw"];
-    const int WP = OW + KW - 1;
-    #pragma omp parallel
-    {
-        std::vector<float> ring((size_t)KH * WP + BLOCK);
-        RowWindow window(ring.data(), KH, H, W, PH, PW, WP);
-        #pragma omp for schedule(static)
-        for (int c = 0; c < C; c++) {
-            // one vector accumulator per tap, summed across lanes once per channel at the end
-            vblock acc[MAX_TAPS];
-            for (int k = 0; k < KH * KW; k++) acc[k] = (vblock){};
-            for (int n = 0; n < N; n++) {
-                const float* __restrict__ xp = in0_p + ((size_t)n * C + c) * H * W;
-                const float* __restrict__ gp = in1_p + ((size_t)n * C + c) * OH * OW;
-                window.start(xp, 0.0f);
-                for (int oh = 0; oh < OH; oh++) {
-                    window.advance(oh);
-                    const float* __restrict__ grow = gp + (size_t)oh * OW;
-                    for (int ow0 = 0; ow0 < OW; ow0 += BLOCK) {
-                        vblock g = (vblock){};  // lanes past the row end stay 0
-                        std::memcpy(&g, grow + ow0, sizeof(float) * (OW - ow0 < BLOCK ? OW - ow0 : BLOCK));
-                        for (int ki = 0; ki < KH; ki++) {
-                            const float* __restrict__ prow = window.rows[ki] + ow0;
-                            for (int kj = 0; kj < KW; kj++) {
-                                vblock xv;
-                                std::memcpy(&xv, prow + kj, sizeof(vblock));
-                                acc[ki * KW + kj] += g * xv;
-                            }
-                        }
-                    }
-                }
-            }
-            for (int k = 0; k < KH * KW; k++) {
-                double total = 0.0;
-                for (int t = 0; t < BLOCK; t++) total += acc[k][t];
-                out0_p[(size_t)c * KH * KW + k] = (float)total;
-            }
-        }
-    }
-"""
-
-
-def _dw_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int],
-             flip: bool = False, in_bias: Optional[jt.Var] = None, gelu: bool = False) -> jt.Var:
-    """Stride-1 depthwise conv (or, with flip, its input gradient) with the C++ loop kernel;
-    `in_bias` is added to the input before the conv, `gelu` applied to the output (inference)."""
-    n, c, h, w = x.shape
-    kh, kw = weight.shape[2], weight.shape[3]
-    ph, pw = padding
-    inputs = [x, weight] + [v for v in (bias, in_bias) if v is not None]
-    header = (_DW_HEADER + "#define SQRT1_2 0.70710678118654752440f\n"
-              f"#define GELU {int(gelu)}\n#define HAS_BIAS {int(bias is not None)}\n"
-              f"#define BIAS_AT(c) {'in2_p[c]' if bias is not None else '0.0f'}\n"
-              f"#define HAS_IN_BIAS {int(in_bias is not None)}\n"
-              f"#define IN_BIAS_AT(c) {f'in{len(inputs) - 1}_p[c]' if in_bias is not None else '0.0f'}\n")
-    return jt.code([n, c, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1], x.dtype, inputs,
-                   cpu_header=header, cpu_src=_DW_FORWARD_SRC,
-                   data={"ph": ph, "pw": pw, "flip": int(flip)})
-
-
-class _DepthwiseConv2d(jt.Function):
-    """Depthwise conv (stride 1) with the loop kernels above for the forward and both gradients."""
-
-    def execute(self, x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], padding: tuple[int, int]):
-        self.saved = (x, weight, bias is not None, padding)
-        return _dw_conv(x, weight, bias, padding)
-
-    def grad(self, grad_y: jt.Var):
-        x, weight, has_bias, (ph, pw) = self.saved
-        kh, kw = weight.shape[2], weight.shape[3]
-        # Jittor is lazy: a gradient nobody asks for (e.g. of a stop_grad input) is never computed.
-        grad_x = _dw_conv(grad_y, weight, None, (kh - 1 - ph, kw - 1 - pw), flip=True)
-        grad_w = jt.code([x.shape[1], 1, kh, kw], x.dtype, [x, grad_y], cpu_header=_DW_HEADER,
-                         cpu_src=_DW_GRAD_WEIGHT_SRC, data={"ph": ph, "pw": pw})
-        grad_b = grad_y.sum([0, 2, 3]) if has_bias else None
-        return grad_x, grad_w, grad_b, None
-
-
-def depthwise_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
-                   padding: tuple[int, int]) -> Optional[jt.Var]:
-    """Stride-1 depthwise conv with the loop kernels, or None where they do not apply."""
-    kh, kw = weight.shape[2], weight.shape[3]
-    if not (_use_native(x, weight) and 0 <= padding[0] < kh <= _DW_MAX_KERNEL and 0 <= padding[1] < kw
-            and kh * kw <= _DW_MAX_TAPS):
-        return None
-    return _DepthwiseConv2d.apply(x, weight, bias, padding)
-
-
-def depthwise_conv_gelu(x: jt.Var, in_bias: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
-                        padding: tuple[int, int]) -> Optional[jt.Var]:
-    """GELU(depthwise_conv(x + in_bias)) in one pass (the Mlp's fc1 bias, dwconv, GELU) under
-    jt.no_grad() only (the fused kernel has no gradient); None where it does not apply."""
-    kh, kw = weight.shape[2], weight.shape[3]
-    if not (jt.flags.no_grad and _use_native(x, weight, in_bias)
-            and 0 <= padding[0] < kh <= _DW_MAX_KERNEL and 0 <= padding[1] < kw):
-        return None
-    return _dw_conv(x, weight, bias, padding, in_bias=in_bias, gelu=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,188 +266,38 @@ def resize_bilinear(x: jt.Var, out_h: int, out_w: int) -> Optional[jt.Var]:
 
 
 # --------------------------------------------------------------------------------------------
-# Cross-entropy over NCHW logits (mmseg's CE at label resolution, plus top-1 hits for acc_seg)
+# Depthwise convolution (kernels in dwconv_ops.py)
 # --------------------------------------------------------------------------------------------
-# At 512x512 with 150 classes the logits hold 39M values; Jittor's path (max, shift, exp, sum, log,
-# gather, argmax, then the same again for the gradient) is ~8 single-threaded passes over them.
-# Here: one OpenMP pass forward (per pixel: max, log-sum-exp, loss, argmax == label) and one for
-# the gradient (softmax - one-hot), over chunks of pixels with the classes as the outer loop so the
-# inner loops are contiguous. Per-pixel values are the same formulas; Jittor still sums them.
-_CE_FORWARD_SRC = """
-    // in0 logits (N,C,H,W), in1 label (N,H,W) int32 -> out0 loss (N,H,W), out1 lse (N,H,W), out2 hit (N,H,W)
-    const int N = in0_shape0, C = in0_shape1;
-    const long P = (long)in0_shape2 * in0_shape3;
-    const int IGNORE = (int)data["ignore"];
-    const long chunks = (P + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static)
-    for (long job = 0; job < N * chunks; job++) {
-        const long n = job / chunks, p0 = (job % chunks) * CHUNK, len = P - p0 < CHUNK ? P - p0 : CHUNK;
-        const float* __restrict__ x = in0_p + n * C * P + p0;
-        const int* __restrict__ lab = in1_p + n * P + p0;
-        float m[CHUNK], s[CHUNK]; int arg[CHUNK];
-        for (long p = 0; p < len; p++) { m[p] = x[p]; arg[p] = 0; s[p] = 0.0f; }
-        for (int c = 1; c < C; c++) {
-            const float* __restrict__ xc = x + (long)c * P;
-            for (long p = 0; p < len; p++) if (xc[p] > m[p]) { m[p] = xc[p]; arg[p] = c; }
-        }
-        for (int c = 0; c < C; c++) {
-            const float* __restrict__ xc = x + (long)c * P;
-            for (long p = 0; p < len; p++) s[p] += std::exp(xc[p] - m[p]);
-        }
-        for (long p = 0; p < len; p++) {
-            const int l = lab[p];
-            const bool valid = l != IGNORE && l >= 0 && l < C;  // the data checks labels; never read out of range
-            const float lse = m[p] + std::log(s[p]);
-            out0_p[n * P + p0 + p] = valid ? lse - x[(long)(valid ? l : 0) * P + p] : 0.0f;
-            out1_p[n * P + p0 + p] = lse;
-            out2_p[n * P + p0 + p] = (valid && arg[p] == l) ? 1.0f : 0.0f;
-        }
-    }
-"""
-
-_CE_BACKWARD_SRC = """
-    // in0 logits, in1 label, in2 lse, in3 dloss (N,H,W) -> out0 dlogits (N,C,H,W)
-    const int N = in0_shape0, C = in0_shape1;
-    const long P = (long)in0_shape2 * in0_shape3;
-    const int IGNORE = (int)data["ignore"];
-    const long chunks = (P + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static)
-    for (long job = 0; job < N * C * chunks; job++) {
-        const long nc = job / chunks, n = nc / C, c = nc % C;
-        const long p0 = (job % chunks) * CHUNK, len = P - p0 < CHUNK ? P - p0 : CHUNK;
-        const float* __restrict__ xc = in0_p + nc * P + p0;
-        const int* __restrict__ lab = in1_p + n * P + p0;
-        const float* __restrict__ lse = in2_p + n * P + p0;
-        const float* __restrict__ g = in3_p + n * P + p0;
-        float* __restrict__ out = out0_p + nc * P + p0;
-        for (long p = 0; p < len; p++) {
-            const float gp = (lab[p] == IGNORE || lab[p] < 0 || lab[p] >= C) ? 0.0f : g[p];
-            out[p] = gp * (std::exp(xc[p] - lse[p]) - (lab[p] == c ? 1.0f : 0.0f));
-        }
-    }
-"""
+def depthwise_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
+                   padding: tuple[int, int]) -> Optional[jt.Var]:
+    """Stride-1 depthwise conv with the loop kernels, or None where they do not apply."""
+    kh, kw = weight.shape[2], weight.shape[3]
+    if not (_use_native(x, weight) and 0 <= padding[0] < kh <= dwconv_ops.MAX_KERNEL_ROWS
+            and 0 <= padding[1] < kw and kh * kw <= dwconv_ops.MAX_TAPS):
+        return None
+    return dwconv_ops.DepthwiseConv2d.apply(x, weight, bias, padding)
 
 
-class _CrossEntropy(jt.Function):
-    def execute(self, logits: jt.Var, label: jt.Var, ignore_index: int):
-        n, _, h, w = logits.shape
-        self.data = {"ignore": int(ignore_index)}
-        loss, lse, hit = jt.code([[n, h, w]] * 3, ["float32"] * 3, [logits, label],
-                                 cpu_header="#include <cmath>\n#define CHUNK 256\n", cpu_src=_CE_FORWARD_SRC,
-                                 data=self.data)
-        self.saved = (logits, label, lse)
-        return loss, hit
-
-    def grad(self, grad_loss: jt.Var, grad_hit=None):
-        logits, label, lse = self.saved
-        if grad_loss is None:
-            return None, None, None
-        grad = jt.code(logits.shape, logits.dtype, [logits, label, lse, grad_loss],
-                       cpu_header="#include <cmath>\n#define CHUNK 256\n", cpu_src=_CE_BACKWARD_SRC,
-                       data=self.data)
-        return grad, None, None
+def depthwise_conv_gelu(x: jt.Var, in_bias: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
+                        padding: tuple[int, int]) -> Optional[jt.Var]:
+    """GELU(depthwise_conv(x + in_bias)) in one pass (the Mlp's fc1 bias, dwconv, GELU) under
+    jt.no_grad() only (the fused kernel has no gradient); None where it does not apply."""
+    kh, kw = weight.shape[2], weight.shape[3]
+    if not (jt.flags.no_grad and _use_native(x, weight, in_bias)
+            and 0 <= padding[0] < kh <= dwconv_ops.MAX_KERNEL_ROWS and 0 <= padding[1] < kw):
+        return None
+    return dwconv_ops.dw_conv(x, weight, bias, padding, in_bias=in_bias, gelu=True)
 
 
+# --------------------------------------------------------------------------------------------
+# Training step: cross-entropy and BatchNorm (kernels in train_ops.py)
+# --------------------------------------------------------------------------------------------
 def cross_entropy_pixels(logits: jt.Var, label: jt.Var, ignore_index: int):
     """(per-pixel CE, 0 where ignored; per-pixel top-1 hit as 0/1) for NCHW logits and int32 NHW
     labels, or None where the native path does not apply."""
     if not (_use_native(logits) and label.dtype == "int32"):
         return None
-    return _CrossEntropy.apply(logits, label, ignore_index)
-
-
-# --------------------------------------------------------------------------------------------
-# Training-mode BatchNorm over NCHW (batch statistics), forward and backward
-# --------------------------------------------------------------------------------------------
-# Jittor runs BN's reductions (mean, variance, and the two gradient sums) as single-threaded
-# reduce kernels plus separate elementwise passes. Here one OpenMP loop over channels: two-pass
-# mean/variance in double, then the normalised output; the backward sums dy and dy * xhat per
-# channel, then writes dx = w / std * (dy - mean(dy) - xhat * mean(dy * xhat)).
-_BN_FORWARD_SRC = """
-    // in0 x (N,C,H,W), in1 weight (C), in2 bias (C) -> out0 y, out1 mean (C), out2 biased var (C)
-    const int N = in0_shape0, C = in0_shape1;
-    const long P = (long)in0_shape2 * in0_shape3;
-    const double count = (double)N * P;
-    const float eps = (float)data["eps"];
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
-            float s = 0.0f;  // per-plane float sum (vectorised), planes added in double
-            for (long p = 0; p < P; p++) s += x[p];
-            sum += s;
-        }
-        const float mean = (float)(sum / count);
-        double sq = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
-            float s = 0.0f;
-            for (long p = 0; p < P; p++) { const float d = x[p] - mean; s += d * d; }
-            sq += s;
-        }
-        const float var = (float)(sq / count);
-        const float scale = in1_p[c] / std::sqrt(var + eps), shift = in2_p[c] - mean * scale;
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
-            float* __restrict__ y = out0_p + ((long)n * C + c) * P;
-            for (long p = 0; p < P; p++) y[p] = x[p] * scale + shift;
-        }
-        out1_p[c] = mean;
-        out2_p[c] = var;
-    }
-"""
-
-_BN_BACKWARD_SRC = """
-    // in0 x, in1 dy (N,C,H,W), in2 mean, in3 var, in4 weight (C) -> out0 dx, out1 dweight, out2 dbias
-    const int N = in0_shape0, C = in0_shape1;
-    const long P = (long)in0_shape2 * in0_shape3;
-    const double count = (double)N * P;
-    const float eps = (float)data["eps"];
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        const float mean = in2_p[c], inv_std = 1.0f / std::sqrt(in3_p[c] + eps);
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
-            const float* __restrict__ dy = in1_p + ((long)n * C + c) * P;
-            float s = 0.0f, sx = 0.0f;
-            for (long p = 0; p < P; p++) { s += dy[p]; sx += dy[p] * (x[p] - mean); }
-            sum_dy += s;
-            sum_dy_xhat += (double)sx * inv_std;
-        }
-        const float a = in4_p[c] * inv_std;
-        const float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
-        for (int n = 0; n < N; n++) {
-            const float* __restrict__ x = in0_p + ((long)n * C + c) * P;
-            const float* __restrict__ dy = in1_p + ((long)n * C + c) * P;
-            float* __restrict__ dx = out0_p + ((long)n * C + c) * P;
-            for (long p = 0; p < P; p++)
-                dx[p] = a * (dy[p] - mean_dy - (x[p] - mean) * inv_std * mean_dy_xhat);
-        }
-        out1_p[c] = (float)sum_dy_xhat;
-        out2_p[c] = (float)sum_dy;
-    }
-"""
-
-
-class _BatchNormTrain(jt.Function):
-    def execute(self, x: jt.Var, weight: jt.Var, bias: jt.Var, eps: float):
-        c = x.shape[1]
-        self.data = {"eps": float(eps)}
-        y, mean, var = jt.code([x.shape, [c], [c]], ["float32"] * 3, [x, weight, bias],
-                               cpu_header="#include <cmath>\n", cpu_src=_BN_FORWARD_SRC, data=self.data)
-        self.saved = (x, mean, var, weight)
-        return y, mean, var
-
-    def grad(self, grad_y: jt.Var, grad_mean=None, grad_var=None):
-        if grad_y is None:
-            return None, None, None, None
-        x, mean, var, weight = self.saved
-        c = x.shape[1]
-        dx, dw, db = jt.code([x.shape, [c], [c]], ["float32"] * 3, [x, grad_y, mean, var, weight],
-                             cpu_header="#include <cmath>\n", cpu_src=_BN_BACKWARD_SRC, data=self.data)
-        return dx, dw, db, None
+    return train_ops.CrossEntropy.apply(logits, label, ignore_index)
 
 
 def batch_norm_train(x: jt.Var, weight: jt.Var, bias: jt.Var, eps: float):
@@ -646,4 +305,4 @@ def batch_norm_train(x: jt.Var, weight: jt.Var, bias: jt.Var, eps: float):
     native path does not apply. The caller updates the running statistics."""
     if not (_use_native(x, weight, bias) and x.ndim == 4):
         return None
-    return _BatchNormTrain.apply(x, weight, bias, eps)
+    return train_ops.BatchNormTrain.apply(x, weight, bias, eps)

@@ -84,7 +84,7 @@ class Conv2d(nn.Module):
 # Inference-only rewrites of MSCAN blocks (mscan.MSCABlock): eval BatchNorm folded into the next
 # 1x1 conv (and, for the attention shortcut, into the residual sum), layer scale folded into
 # proj_2 / fc2, the Mlp's fc1 bias + depthwise conv + GELU in one kernel on the CPU. The same
-# algebra, rounded differently: within the reference fixtures' tolerance (tests/test_model_parity.py
+# algebra, rounded differently: within the reference fixtures' tolerance (tests/models/test_parity.py
 # runs both). SEGNEXT_EVAL_FOLDING=0 or set_eval_folding(False) keeps the module-by-module path.
 _eval_folding = os.environ.get("SEGNEXT_EVAL_FOLDING", "1").strip() != "0"
 
@@ -208,7 +208,8 @@ class DropPath(nn.Module):
     """Stochastic depth per sample (timm/mmcv): x / keep * floor(keep + U[0,1)).
 
     Masks come from `self.mask_rng`, a NumPy generator the model hands to every dropout layer
-    (EncoderDecoder.set_dropout_rng; the trainer sets segnext_jt.rng.dropout_rng(seed, it, rank))."""
+    (EncoderDecoder.set_dropout_rng; the trainer sets segnext_jt.rng.dropout_rng(seed, it, slots),
+    one stream per sample)."""
 
     def __init__(self, drop_prob: float):
         self.drop_prob = float(drop_prob)

@@ -67,9 +67,10 @@ class EncoderDecoder(nn.Module):
         self.decode_head.nmf.sampler.seed = int(seed)
         self.decode_head.nmf.sampler.calls = 0
 
-    def set_dropout_rng(self, generator: np.random.Generator) -> None:
-        """The NumPy generator every DropPath/Dropout2d layer draws its masks from (shared, so the
-        masks of one forward depend only on the generator's state; see segnext_jt/rng.py)."""
+    def set_dropout_rng(self, generator) -> None:
+        """The generator every DropPath/Dropout2d layer draws its masks from: a NumPy Generator, or
+        segnext_jt.rng.PerSampleRNG (one stream per sample, what the trainer sets). Shared, so the masks
+        of one forward depend only on the generator's state."""
         for module in self.modules():
             if isinstance(module, (DropPath, Dropout2d)):
                 module.mask_rng = generator
@@ -84,7 +85,7 @@ class EncoderDecoder(nn.Module):
 
         In inference every image of a batch runs alone: oneDNN and Jittor pick kernels and
         reduction orders by shape, batch size included, and an image's logits must not depend on
-        what else is in its batch (bit-identical, tests/test_model_api.py)."""
+        what else is in its batch (bit-identical, tests/models/test_ham_head.py)."""
         return self._encode_decode_draws(img, [nmf_keys], nmf_bases)[0]
 
     def encode_decode_draws(self, img: jt.Var, keys_per_draw: Sequence[Sequence[NMFKey]]) -> list[jt.Var]:
