@@ -6,7 +6,7 @@ DEMO_DATA := demo_data
 DEMO_DIR := work_dirs/demo
 SWEEP_DIR := work_dirs/demo_sweep
 
-.PHONY: venv demo test bench gpu-check clean
+.PHONY: venv demo test bench gpu-check example-report clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ demo: venv
 	$(PY) repro/seed_sweep.py --config configs/demo_mnist.yaml --seeds 0..2 --eval-seeds 0..1 --no-msflip --work-dir $(SWEEP_DIR)
 	$(PY) repro/report.py $(SWEEP_DIR)
 	@echo "report: $(SWEEP_DIR)/report.md"
+
+# docs/example_report/: a demo sweep of 5 training seeds x 4 NMF eval seeds (ss and ms+flip), its report,
+# and the three eval protocols (1 draw, K-draw means, frozen bases) on the same 5 checkpoints (~1 h on 2 cores)
+EXAMPLE_SWEEP := work_dirs/example_sweep
+example-report: venv
+	$(PY) tools/prepare_demo_data.py --out $(DEMO_DATA)
+	$(PY) repro/seed_sweep.py --config configs/demo_mnist.yaml --seeds 0..4 --eval-seeds 0..3 --work-dir $(EXAMPLE_SWEEP)
+	$(PY) repro/report.py $(EXAMPLE_SWEEP) --out docs/example_report
+	$(PY) repro/eval_noise.py --config configs/demo_mnist.yaml --eval-seeds 0..3 --draws 1,2,4,8 --frozen \
+		--checkpoints $(foreach s,0 1 2 3 4,$(EXAMPLE_SWEEP)/seed_$(s)/iter_500.npz) --out docs/example_report/eval_noise
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -16,7 +16,8 @@ evaluation) and OUT.md (the table):
   still moves its mIoU by this much.
 * shift: mean mIoU minus the single-draw mean, paired by checkpoint, with a 95% t interval over
   checkpoints: whether the protocol estimates a different quantity.
-* cost: seconds per evaluation, relative to the single-draw protocol.
+* cost: median seconds per evaluation (the median ignores the first evaluations' kernel
+  compilation), relative to the single-draw protocol.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def protocol_rows(runs: list[dict]) -> list[dict]:
     checkpoints = sorted({r["checkpoint"] for r in runs})
     base_means = {c: float(np.mean([r["mIoU"] for r in by[(SINGLE, c)]])) for c in checkpoints
                   if by.get((SINGLE, c))}
-    base_seconds = np.mean([r["seconds"] for r in runs if r["protocol"] == SINGLE]) if base_means else math.nan
+    base_seconds = np.median([r["seconds"] for r in runs if r["protocol"] == SINGLE]) if base_means else math.nan
     rows = []
     for p in protocols:
         per_ckpt = [np.array([r["mIoU"] for r in by[(p, c)]]) for c in checkpoints if by[(p, c)]]
@@ -61,7 +62,7 @@ def protocol_rows(runs: list[dict]) -> list[dict]:
                "mean": float(np.mean(np.concatenate(per_ckpt))),
                "eval_std": float(math.sqrt(np.mean(variances))) if variances else math.nan,
                "shift": float(np.mean(shifts)) if shifts else math.nan, "shift_ci": None,
-               "seconds": float(np.mean([r["seconds"] for r in runs if r["protocol"] == p]))}
+               "seconds": float(np.median([r["seconds"] for r in runs if r["protocol"] == p]))}
         if p != SINGLE and len(shifts) > 1:
             half = sps.t.ppf(0.975, len(shifts) - 1) * np.std(shifts, ddof=1) / math.sqrt(len(shifts))
             row["shift_ci"] = [row["shift"] - half, row["shift"] + half]

@@ -263,8 +263,11 @@ def comparison(values: dict[str, dict[int, float]], other: Optional[Sweep], labe
     return Comparison(str(other.root), label, other_label, modes)
 
 
-def per_class_sd(runs: dict[int, RunResult], top: int = 10) -> Optional[list[dict[str, Any]]]:
-    """The classes whose single-scale IoU varies most between training seeds."""
+def per_class_sd(runs: dict[int, RunResult], top: int = 10,
+                 logs: Optional[TrainLogs] = None) -> Optional[list[dict[str, Any]]]:
+    """The classes whose single-scale IoU varies most between training seeds. Class names come from
+    the evaluations (class_names) or else from the train logs' CLASSES (result.json files written
+    before class_names was recorded)."""
     pcs = [sel.per_class_iou for sel in (run.selected("ss") for run in runs.values())
            if sel is not None and sel.per_class_iou is not None]
     if len(pcs) < 2 or len({len(p) for p in pcs}) != 1:
@@ -279,6 +282,11 @@ def per_class_sd(runs: dict[int, RunResult], top: int = 10) -> Optional[list[dic
     # the dataset's declared class names, when every run recorded the same ones
     names = {tuple(sel.class_names) if sel.class_names else None
              for sel in (run.selected("ss") for run in runs.values()) if sel is not None}
+    if names == {None} and logs is not None:
+        names = {tuple(log.meta["CLASSES"]) if isinstance(log.meta.get("CLASSES"), list) else None
+                 for log in logs.by_seed.values()} or {None}
+    if len(names) == 1 and next(iter(names)) is not None and len(next(iter(names))) != arr.shape[1]:
+        names = {None}
     name_list = next(iter(names)) if len(names) == 1 else None
     return [{"class_index": i, "class": None if name_list is None else name_list[i], "sd": float(sd[i]),
              "mean": float(np.nanmean(arr[:, i]))} for i in order]
@@ -310,4 +318,4 @@ def analyze(sweep: Sweep, reference: Reference, logs: Optional[TrainLogs] = None
         checkpoint_eval=checkpoint_eval(sweep.checkpoint_eval, reference, spr.summaries),
         curves=curves(logs.by_seed, official),
         comparison=comparison(spr.values, other, label, other_label), power=pw,
-        per_class_sd=per_class_sd(sweep.runs), warnings=warnings)
+        per_class_sd=per_class_sd(sweep.runs, logs=logs), warnings=warnings)

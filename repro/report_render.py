@@ -121,11 +121,14 @@ def render_header(d: ReportData, figs: Figures) -> list[str]:
         md.append(f"* config: `{plan['config']}`")
     if plan.get("created"):
         md.append(f"* sweep created: {plan['created']}")
-    md.append(f"* reference: ss {fmt(ref.ss)}"
-              + (f", reported seed range {ref.ss_range[0]:.2f}–{ref.ss_range[1]:.2f}"
-                 if ref.ss_range else "")
-              + (f", ms+flip {ref.msflip:.2f}" if ref.msflip is not None else "")
-              + f" ({ref.source})")
+    if ref.ss is None and ref.msflip is None:
+        md.append(f"* reference: none ({ref.source})")
+    else:
+        md.append(f"* reference: ss {fmt(ref.ss)}"
+                  + (f", reported seed range {ref.ss_range[0]:.2f}–{ref.ss_range[1]:.2f}"
+                     if ref.ss_range else "")
+                  + (f", ms+flip {ref.msflip:.2f}" if ref.msflip is not None else "")
+                  + f" ({ref.source})")
     return md + [f"* {SELECTION_RULE}", ""]
 
 
@@ -179,9 +182,11 @@ def render_spread(d: ReportData, figs: Figures) -> list[str]:
         if mode in sp.summaries:
             svg = report_plots.seed_strip(mode, sp.values[mode], sp.summaries[mode], d.reference)
             md += [figs.image(f"{MODE_LABEL[mode]} per-seed mIoU", f"strip_{mode}.svg", svg), ""]
-    return md + ["Dots are training seeds, the bar is their mean with the 95 % t-interval, the "
-                 "dashed line is the reported number and the shaded band the reported seed "
-                 "range.", ""]
+    legend = "Dots are training seeds, the bar is their mean with the 95 % t-interval"
+    if d.reference.ss is not None or d.reference.msflip is not None:
+        legend += (", the dashed line is the reported number" +
+                   (" and the shaded band the reported seed range" if d.reference.ss_range else ""))
+    return md + [legend + ".", ""]
 
 
 def render_positions(d: ReportData, figs: Figures) -> list[str]:

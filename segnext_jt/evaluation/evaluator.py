@@ -20,7 +20,7 @@ from .. import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
-from ..config import EvalConfig
+from ..config_schema import EvalConfig
 from ..data.ade20k import RawSample
 from ..data.eval_views import ViewInfo, make_view_input, tta_scales
 from ..rng import nmf_eval_key
