@@ -10,9 +10,7 @@ configs in the logs' metadata differ, including the NMF ham_kwargs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -20,7 +18,7 @@ from typing import Any, Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from repro.logs import LogParseError, compare_logs, iter_rows, parse_log  # noqa: E402
-from repro.stats import jsonable  # noqa: E402
+from segnext_jt.io.files import write_json_atomic  # noqa: E402
 
 
 def _fmt(v: Optional[float], spec: str = ".4f") -> str:
@@ -100,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(render(result, args.max_rows))
     if out:
-        _write_atomic(out, json.dumps(jsonable(result), indent=1, allow_nan=False) + "\n")
+        write_json_atomic(out, result)
     return 0
 
 
@@ -116,16 +114,6 @@ def _check_out(path: str) -> Path:
         raise ValueError(f"--out {path}: {anc} is a file, not a directory")
     return p
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 if __name__ == "__main__":
     sys.exit(main())

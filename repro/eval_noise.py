@@ -22,11 +22,9 @@ evaluation) and OUT.md (the table):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-from typing import Optional
 
 import numpy as np
 

@@ -20,7 +20,6 @@ report_analysis.analyze (pure) -> report_render (Markdown, JSON, figures) -> fil
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from repro.report_text import MODE_LABEL  # noqa: E402,F401
 from repro.results import (MODES, RESULT_SCHEMA, SELECTION_RULE, EvalEntry,  # noqa: E402,F401
                            RunResult, load_result)
 from segnext_jt.config import ConfigError  # noqa: E402
+from segnext_jt.io.files import write_json_atomic, write_text_atomic  # noqa: E402
 
 
 @dataclass
@@ -66,9 +66,8 @@ def build_report(sweep: Sweep, out_dir: Path, reference: Reference,
 def write_report(rep: Report, out: Path) -> None:
     # No timestamp: the same inputs give byte-identical outputs (the bootstrap seed is fixed).
     rep.data["generated_by"] = "repro/report.py"
-    (out / "report.md").write_text("\n".join(rep.md).rstrip() + "\n", encoding="utf-8")
-    (out / "report.json").write_text(json.dumps(stats.jsonable(rep.data), indent=1,
-                                                allow_nan=False) + "\n", encoding="utf-8")
+    write_text_atomic(out / "report.md", "\n".join(rep.md).rstrip() + "\n")
+    write_json_atomic(out / "report.json", rep.data)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def render(d: ReportData) -> Rendered:
 
 
 def render_json(d: ReportData, plot_names: list[str]) -> dict[str, Any]:
-    """report.json (before stats.jsonable); key order as the sections appear."""
+    """report.json (before json_safe); key order as the sections appear."""
     out: dict[str, Any] = {
         "sweep_dir": d.sweep_dir, "plan": d.plan, "reference": d.reference.to_json(),
         "selection_rule": SELECTION_RULE, "runs": d.runs.to_json(),

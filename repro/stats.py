@@ -1,7 +1,8 @@
 """Statistics for seed sweeps: summaries, where a reference number falls, the train-seed / eval-seed
 variance split, and paired comparisons between two sweeps.
 
-Everything returns frozen dataclasses (``.as_dict()`` gives JSON-ready dicts). Random resampling
+Everything returns frozen dataclasses (``.as_dict()`` gives dicts; segnext_jt.io.files.json_safe
+makes them strict JSON). Random resampling
 uses fixed seeds so that a report regenerated from the same inputs is byte-identical.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scipy import stats as sps
 __all__ = [
     "BOOTSTRAP_SEED", "Summary", "ReferencePosition", "VarianceDecomposition",
     "PairedComparison", "summary", "bootstrap_ci", "t_interval", "interquartile_mean",
-    "reference_position", "variance_decomposition", "paired_comparison", "jsonable",
+    "reference_position", "variance_decomposition", "paired_comparison",
 ]
 
 # Fixed resampling seed: reproducible reports (the CI is a property of the data, not of the run).
@@ -29,28 +30,6 @@ NAN = math.nan
 class _AsDict:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
-
-
-def jsonable(obj: Any) -> Any:
-    """Strict-JSON-ready copy: NaN/inf -> None, numpy scalars/arrays -> Python, tuples -> lists,
-    dataclasses with as_dict() -> dicts (report.json must load in any JSON parser)."""
-    if isinstance(obj, _AsDict):
-        obj = obj.as_dict()
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    raise TypeError(f"jsonable: cannot serialise {type(obj).__name__}")
 
 
 def _as_values(values: Sequence[float] | np.ndarray, what: str = "values") -> np.ndarray:

@@ -9,6 +9,7 @@ NaN/inf become null, NumPy values plain numbers, so no reader chokes on `NaN`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -44,7 +45,13 @@ def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
 
 def json_safe(obj: Any) -> Any:
     """A copy of `obj` that `json.dumps(..., allow_nan=False)` accepts: NaN/inf -> None, NumPy
-    scalars and arrays -> Python numbers and lists, tuples -> lists, odd keys -> strings."""
+    scalars and arrays -> Python numbers and lists, tuples -> lists, odd keys -> strings,
+    dataclasses (or objects with `as_dict()`) -> dicts."""
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):
+        return json_safe(as_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json_safe(dataclasses.asdict(obj))
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, (str, int, bool)) or obj is None:

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from repro import stats
+from segnext_jt.io.files import json_safe
 
 
 def test_summary_hand_values():
@@ -130,7 +131,7 @@ def test_paired_comparison():
     assert none.n == 0 and math.isnan(none.mean_delta)
 
 
-def test_jsonable():
-    out = stats.jsonable({"a": np.float64("nan"), "b": (1, np.int64(2)), "c": stats.summary([1.0])})
+def test_results_are_strict_json_through_json_safe():
+    out = json_safe({"a": np.float64("nan"), "b": (1, np.int64(2)), "c": stats.summary([1.0])})
     assert out["a"] is None and out["b"] == [1, 2] and out["c"]["n"] == 1
     json.dumps(out, allow_nan=False)
