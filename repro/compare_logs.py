@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
 from repro.logs import LogParseError, compare_logs, iter_rows, parse_log  # noqa: E402
 from segnext_jt.io.files import write_json_atomic  # noqa: E402
 

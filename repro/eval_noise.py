@@ -29,8 +29,6 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 BASES_KEY = "decode_head.hamburger.ham.bases"
 SINGLE = "1 draw (released)"

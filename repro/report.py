@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
 from repro import plots, power, stats  # noqa: E402
 from repro.logs import LogParseError, TrainingLog, parse_log  # noqa: E402
 from repro.report_analysis import ReportData, analyze  # noqa: E402,F401

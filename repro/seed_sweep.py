@@ -25,7 +25,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
                             install_signal_handlers, run_tool)

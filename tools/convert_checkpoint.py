@@ -14,11 +14,6 @@ import argparse
 import os
 import sys
 
-# Run from a checkout without installing: make `segnext_jt` importable.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
 from segnext_jt.io import (  # noqa: E402
     KIND_KEY,
     STATE_DICT_PREFIX,

@@ -18,10 +18,6 @@ import argparse
 import os
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
 BASES_KEY = "decode_head.hamburger.ham.bases"
 HAM_IN_KEY = "decode_head.hamburger.ham_in.conv.weight"
 

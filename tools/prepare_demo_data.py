@@ -29,10 +29,6 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
 from segnext_jt.data.cv2_compat import cv2_resize_bilinear  # noqa: E402  (NumPy + Pillow only)
 from segnext_jt.data.dataset import DataError  # noqa: E402
 from segnext_jt.rng import demo_image_rng  # noqa: E402

@@ -7,8 +7,6 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from segnext_jt.cli import leave_now  # noqa: E402  (light: does not import Jittor)
 
 
