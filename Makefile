@@ -23,6 +23,7 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) tools/prepare_demo_data.py --out $(DEMO_DATA)
 	$(PY) tools/train.py configs/demo_mnist.yaml --work-dir $(DEMO_DIR) --seed 0
+	$(PY) tools/check_demo_result.py $(DEMO_DIR)
 	$(PY) tools/eval.py configs/demo_mnist.yaml $(DEMO_DIR)/iter_500.npz --json $(DEMO_DIR)/eval_ss.json
 	$(PY) tools/eval.py configs/demo_mnist.yaml $(DEMO_DIR)/iter_500.npz --ms-flip --json $(DEMO_DIR)/eval_msflip.json
 	$(PY) repro/seed_sweep.py --config configs/demo_mnist.yaml --seeds 0..2 --eval-seeds 0..1 --no-msflip --work-dir $(SWEEP_DIR)

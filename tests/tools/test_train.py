@@ -1,5 +1,8 @@
 """The README's demo training: configs/demo_mnist.yaml (500 iterations, CPU) must clearly beat the
-majority-class baseline that tools/train.py prints beside its final mIoU."""
+majority-class baseline that tools/train.py prints beside its final mIoU.
+
+A two-minute run: `make demo` checks the same claim on every run (tools/check_demo_result.py), so here
+it runs only with SEGNEXT_SLOW_TESTS=1 (long runs belong in the demo command, not in every test run)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +10,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
 
 
+@pytest.mark.skipif(os.environ.get("SEGNEXT_SLOW_TESTS") != "1",
+                    reason="the 2-minute demo training; `make demo` checks it (SEGNEXT_SLOW_TESTS=1 runs it here)")
 def test_demo_config_trains_well_above_majority_baseline(tmp_path):
     data = tmp_path / "demo_data"
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", "prepare_demo_data.py"), "--out", str(data),
