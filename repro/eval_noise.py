@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-BASES_KEY = "decode_head.hamburger.ham.bases"
+from segnext_jt.io.native import FROZEN_BASES_KEY as BASES_KEY
 SINGLE = "1 draw (released)"
 
 

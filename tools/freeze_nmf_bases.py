@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-BASES_KEY = "decode_head.hamburger.ham.bases"
+from segnext_jt.io.native import FROZEN_BASES_KEY as BASES_KEY
 HAM_IN_KEY = "decode_head.hamburger.ham_in.conv.weight"
 
 

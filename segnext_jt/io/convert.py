@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import CheckpointFormatError, CheckpointMismatchError, ensure_file, names_file
 from .limits import printable, short_repr, to_jsonable
-from .native import STATE_DICT_PREFIX, is_native_npz, load_npz
+from .native import FROZEN_BASES_KEY, STATE_DICT_PREFIX, is_native_npz, load_npz
 from .torch_pickle import read_jittor_pickle, read_torch_checkpoint, sniff_container
 
 __all__ = [
@@ -357,7 +357,7 @@ def _cast_for_model(value: np.ndarray, dtype: Optional[np.dtype], shape: Shape) 
 
 def _frozen_bases_hint(report: MatchReport) -> str:
     """The likely cause when the only difference is the stored NMF bases (tools/freeze_nmf_bases.py)."""
-    bases = "decode_head.hamburger.ham.bases"
+    bases = FROZEN_BASES_KEY
     if report.unexpected == [bases] and not report.missing and not report.mismatched:
         return ("the checkpoint stores frozen NMF bases: evaluate it with "
                 "--cfg-options model.decode_head.ham.rand_init=false")

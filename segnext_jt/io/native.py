@@ -31,11 +31,13 @@ from .errors import CheckpointFormatError, ensure_file, names_file
 from .limits import MAX_ELEMENTS, MAX_JSON_BYTES, ZipGuard, printable, short_repr, to_jsonable
 
 __all__ = ["save_npz", "load_npz", "is_native_npz", "META_KEY", "STATE_DICT_PREFIX", "OPTIMIZER_PREFIX",
-           "FORMAT_NAME"]
+           "FROZEN_BASES_KEY", "FORMAT_NAME"]
 
 META_KEY = "__meta__"
 STATE_DICT_PREFIX = "state_dict/"
 OPTIMIZER_PREFIX = "optimizer/"  # AdamW moments in training checkpoints (engine/checkpoint.py)
+# NMF bases stored with the weights (rand_init: false; tools/freeze_nmf_bases.py writes them)
+FROZEN_BASES_KEY = "decode_head.hamburger.ham.bases"
 FORMAT_NAME = "segnext_jt.native"
 FORMAT_VERSION = 1
 _NPY_SUFFIX = ".npy"
