@@ -1,12 +1,18 @@
 """Typed configuration: one YAML file -> a tree of dataclasses (config_schema.py), validated with
 helpful errors: unknown keys with a "did you mean", values of the wrong type, bad `--cfg-options`
 overrides, each as one line naming the file or option.
+
+A file may name one other file to inherit from with a top-level `base: other.yaml` (relative to the
+file): the base's values are deep-merged with the file's own, so a size or dataset variant states
+only what differs. Chains are short (MAX_BASE_CHAIN) and cycles are refused; `tools/train.py
+--print-config` shows the resolved config as one file.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -15,6 +21,18 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from .config_schema import Config, ConfigError
+
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 80
+_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = 8
+_QUOTE.maxlevel = 3
+
+
+def quote(value: Any) -> str:
+    """repr() of a value for an error message, shortened: a hostile value (a huge list, a 20 MB
+    string) must not make the one error line huge, nor take long to print."""
+    return _QUOTE.repr(value)
 
 
 def _type_name(tp: Any) -> str:
@@ -27,7 +45,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {quote(value)}")
         return _build(tp, value, where)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -40,20 +58,20 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {quote(value)}")
     if origin is Literal:
         if value not in args:
             hint = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}{extra}")
+            raise ConfigError(f"{where}: {quote(value)} is not one of {list(args)}{extra}")
         return value
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {quote(value)}")
         return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {quote(value)}")
         return {_coerce(k, args[0], where): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     return _coerce_scalar(value, tp, where)
 
@@ -62,11 +80,11 @@ def _coerce_scalar(value: Any, tp: Any, where: str) -> Any:
     """`_coerce` for the plain types: bool, int, float (finite; YAML 1.1's 1e-4 string too), str."""
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {quote(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {quote(value)}")
         return value
     if tp is float:
         if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-4 (no dot) as a string
@@ -75,17 +93,17 @@ def _coerce_scalar(value: Any, tp: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {quote(value)}")
         try:
             out = float(value)
         except OverflowError:
-            raise ConfigError(f"{where}: number {value!r} is too large") from None
+            raise ConfigError(f"{where}: number {quote(value)} is too large") from None
         if not math.isfinite(out):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {quote(value)}")
         return out
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {quote(value)}")
         return value
     raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
 
@@ -98,7 +116,7 @@ def _build(cls: type, data: dict, where: str) -> Any:
         if key not in names:
             hint = difflib.get_close_matches(str(key), names, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{extra}; valid keys: {', '.join(names)}")
+            raise ConfigError(f"{where + ': ' if where else ''}unknown key {quote(key)}{extra}; valid keys: {', '.join(names)}")
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
     return cls(**kwargs)
 
@@ -131,17 +149,17 @@ def parse_overrides(options: list[str]) -> dict:
     out: dict = {}
     for opt in options or []:
         if not isinstance(opt, str) or "=" not in opt:
-            raise ConfigError(f"--cfg-options: expected key=value, got {opt!r}")
+            raise ConfigError(f"--cfg-options: expected key=value, got {quote(opt)}")
         key, raw = opt.split("=", 1)
         key = key.strip()
         parts = key.split(".")
         if not key or any(not p.strip() or p != p.strip() for p in parts):
-            raise ConfigError(f"--cfg-options {opt!r}: bad key {key!r}; expected dotted names such as "
+            raise ConfigError(f"--cfg-options {quote(opt)}: bad key {quote(key)}; expected dotted names such as "
                               "train.max_iters")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--cfg-options {key}: value {raw!r} is not valid YAML ({_yaml_problem(exc)}); "
+            raise ConfigError(f"--cfg-options {key}: value {quote(raw)} is not valid YAML ({_yaml_problem(exc)}); "
                               f"quote it if it is a string, e.g. {key}='\"...\"'") from None
         except (RecursionError, MemoryError):
             raise ConfigError(f"--cfg-options {key}: value is nested too deeply or too large") from None
@@ -156,7 +174,7 @@ def parse_overrides(options: list[str]) -> dict:
             node = node[part]
         last = parts[-1]
         if isinstance(node.get(last), dict) and not isinstance(value, dict):
-            raise ConfigError(f"--cfg-options {key}={raw}: replaces the section {key!r} that earlier options set "
+            raise ConfigError(f"--cfg-options {key}={raw}: replaces the section {quote(key)} that earlier options set "
                               f"keys of ({', '.join(sorted(map(str, node[last])))}); give one or the other")
         node[last] = value
     return out
@@ -172,41 +190,146 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def read_config_text(path: Union[str, Path]) -> str:
-    """The text of a config file, or a one-line ConfigError naming it (missing, a directory,
-    unreadable, not UTF-8)."""
+# Bounds on what a config file may make us do: its size, how deeply it nests, how many values it
+# expands to through YAML aliases, and how many files a `base:` chain may name. The reading does
+# not rely on Python's recursion limit (importing Jittor raises it to 10^6).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+MAX_YAML_VALUES = 100_000
+MAX_BASE_CHAIN = 8
+BASE_KEY = "base"
+
+
+def read_config_text(path: Union[str, Path], max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """The text of a config file, or a one-line ConfigError naming it (missing, not a regular file,
+    larger than `max_bytes`, unreadable, not UTF-8)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    if not path.is_file():
+    if not path.is_file():  # a directory, /dev/zero, a FIFO
         raise ConfigError(f"{path}: not a regular file (expected a YAML config file)")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(f"{path}: larger than {max_bytes} bytes; a config file is a few kB of YAML")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a UTF-8 BOM is dropped
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line "
                           f"{line}); save the config as UTF-8") from None
 
 
-def load_config(path: Union[str, Path], overrides: Optional[list[str]] = None) -> Config:
-    """Read a YAML config, apply `key=value` overrides, validate, return a typed Config."""
-    path = Path(path)
-    text = read_config_text(path)
+class _DuplicateKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a key repeated in one mapping is an error (PyYAML keeps the
+    last one silently: a second `train:` section would reset every value the first one set)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in first_line:
+                    raise ConfigError(f"key {quote(key_node.value)} appears twice in one mapping (lines "
+                                      f"{first_line[key_node.value]} and {line}); keep one")
+                first_line[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_yaml_shape(text: str) -> None:
+    """Refuse YAML nested deeper than MAX_YAML_DEPTH or expanding (aliases counted at their full
+    size) to more than MAX_YAML_VALUES values, by one pass over PyYAML's event stream: the parser is
+    iterative, unlike the composer and constructor that run after this check."""
+    sizes: dict = {}        # anchor -> expanded size of its node
+    stack: list = []        # per open collection: [values so far, anchor]
+    total = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels at line {event.start_mark.line + 1}")
+            stack.append([0, event.anchor])
+            continue
+        if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            size, anchor = stack.pop()
+            size += 1
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = sizes.get(event.anchor, 1), None
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            stack[-1][0] += size
+        else:
+            total += size
+        if total + sum(entry[0] for entry in stack) > MAX_YAML_VALUES:
+            raise ConfigError(f"expands to more than {MAX_YAML_VALUES} values (YAML aliases?) at line "
+                              f"{event.start_mark.line + 1}")
+
+
+def parse_config_yaml(text: str, source: str) -> dict:
+    """YAML text -> the top-level mapping (empty for an empty file); one-line ConfigErrors naming
+    `source` for bad YAML, duplicate keys, excessive nesting or alias expansion, a non-mapping."""
     try:
-        data = yaml.safe_load(text)
+        _check_yaml_shape(text)
+        data = yaml.load(text, Loader=_DuplicateKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     except (RecursionError, MemoryError):
-        raise ConfigError(f"{path}: YAML nested too deeply or too large") from None
+        raise ConfigError(f"{source}: YAML nested too deeply or too large") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (model, data, train, eval), "
+        raise ConfigError(f"{source}: the top level must be a mapping of sections (model, data, train, eval), "
                           f"got {type(data).__name__}")
+    return data
+
+
+def read_config_tree(path: Union[str, Path]) -> dict:
+    """The mapping of a config file with its `base:` chain merged in: the base file's values (a path
+    relative to the file naming it), deep-merged with this file's (mappings merge key by key, any
+    other value replaces). At most MAX_BASE_CHAIN files; a cycle is refused."""
+    chain: list[Path] = []
+    layers: list[dict] = []
+    current = Path(path)
+    while True:
+        data = parse_config_yaml(read_config_text(current), str(current))
+        chain.append(current.resolve())
+        base = data.pop(BASE_KEY, None)
+        layers.append(data)
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{current}: {BASE_KEY}: expected the file name of a config to inherit from "
+                              f"(relative to {current.parent}), got {quote(base)}")
+        nxt = current.parent / base
+        if nxt.resolve() in chain:
+            names = " -> ".join(str(p) for p in chain + [nxt.resolve()])
+            raise ConfigError(f"{current}: {BASE_KEY}: {base} makes a cycle ({names})")
+        if len(chain) >= MAX_BASE_CHAIN:
+            raise ConfigError(f"{current}: {BASE_KEY}: more than {MAX_BASE_CHAIN} files in the inheritance chain")
+        if not nxt.exists():
+            raise ConfigError(f"{current}: {BASE_KEY}: {nxt} not found")
+        current = nxt
+    merged: dict = {}
+    for layer in reversed(layers):
+        merged = _merge(merged, layer)
+    return merged
+
+
+def load_config(path: Union[str, Path], overrides: Optional[list[str]] = None) -> Config:
+    """Read a YAML config (and its `base:` chain), apply `key=value` overrides, validate, return a
+    typed Config."""
+    data = read_config_tree(path)
     override_dict = parse_overrides(overrides) if overrides else {}
     if override_dict:
         data = _merge(data, override_dict)

@@ -1,7 +1,7 @@
 """The typed configuration schema: a tree of dataclasses, one per YAML section, with their checks.
 
-There is no registry and no config inheritance: every config file states its values, and every
-value has a typed field here with a default equal to the released SegNeXt recipe (mmseg 0.x
+There is no registry: a config file states its values (or inherits them from one explicit `base:`
+file, see config.py), and every value has a typed field here with a default equal to the released SegNeXt recipe (mmseg 0.x
 configs, which trained the released checkpoints) unless the field's comment says otherwise.
 segnext_jt/config.py reads YAML files into these classes.
 """

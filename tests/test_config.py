@@ -139,3 +139,98 @@ def test_nmf_draws_is_validated(tiny_train_options):
     from segnext_jt.config import ConfigError
     with pytest.raises(ConfigError, match="eval.nmf_draws must be in 1..64, got 0"):
         load_config(DEMO_CFG, tiny_train_options + ["eval.nmf_draws=0"])
+
+
+# --------------------------------------------------------------------------------------------
+# reading YAML: bounded, strict (issue: hostile configs)
+# --------------------------------------------------------------------------------------------
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_repeated_section_is_refused_not_replaced(tmp_path):
+    text = (CONFIGS / "segnext_t.yaml").read_text() + "train: {max_iters: 3}\n"
+    with pytest.raises(ConfigError, match=r"key 'train' appears twice in one mapping \(lines \d+ and \d+\)"):
+        load_config(_write(tmp_path, "dup.yaml", text))
+    with pytest.raises(ConfigError, match=r"key 'lr' appears twice"):
+        load_config(_write(tmp_path, "dup2.yaml", "train:\n  optimizer: {lr: 1.0e-4, lr: 2.0e-4}\n"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: " + "[" * 200_000 + "]" * 200_000 + "\n", "nested deeper than 32 levels"),
+    ("name: [" + ", ".join(f"&a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 9) + "]" for i in range(10))
+     + "]\n", "expands to more than 100000 values"),
+    ("# " + "x" * (1 << 20) + "\n", "larger than 1048576 bytes"),
+])
+def test_hostile_yaml_is_refused_quickly_in_one_line(tmp_path, text, expected):
+    import time
+    path = _write(tmp_path, "hostile.yaml", text)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert expected in message and str(path) in message and "\n" not in message and len(message) < 400
+
+
+def test_special_files_are_not_read_as_configs(tmp_path):
+    import os
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # opening it would block forever
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            load_config(path)
+
+
+def test_error_messages_quote_values_shortly():
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "segnext_t.yaml", overrides=["name=[" + ",".join(["1"] * 50_000) + "]"])
+    assert "expected a string" in str(info.value) and len(str(info.value)) < 300
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "segnext_t.yaml", overrides=["train.max_iters=" + "x" * 100_000])
+    assert len(str(info.value)) < 300
+
+
+def test_a_bom_is_dropped(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfname: with_bom\n")
+    assert load_config(path).name == "with_bom"
+
+
+# --------------------------------------------------------------------------------------------
+# base: inheritance
+# --------------------------------------------------------------------------------------------
+def test_base_is_deep_merged_and_chains(tmp_path):
+    mid = _write(tmp_path, "mid.yaml", f"base: {CONFIGS / 'segnext_t.yaml'}\nname: mid\n"
+                                       "train: {max_iters: 30, optimizer: {lr: 1.0e-4}}\n")
+    child = _write(tmp_path, "child.yaml", "base: mid.yaml\nname: child\ntrain: {batch_size: 2}\n")
+    cfg = load_config(child)
+    ref = load_config(CONFIGS / "segnext_t.yaml")
+    assert cfg.name == "child" and cfg.train.max_iters == 30 and cfg.train.batch_size == 2
+    assert cfg.train.optimizer.lr == pytest.approx(1e-4)
+    assert cfg.train.optimizer.weight_decay == ref.train.optimizer.weight_decay  # untouched sibling kept
+    assert cfg.model == ref.model and cfg.eval == ref.eval
+    assert "base" not in cfg.to_yaml()  # the resolved config is one self-contained file
+    assert load_config(_write(tmp_path, "resolved.yaml", cfg.to_yaml())).to_dict() == cfg.to_dict()
+    # overrides apply after the whole chain
+    assert load_config(child, ["train.batch_size=4"]).train.batch_size == 4
+
+
+def test_base_errors_name_the_file(tmp_path):
+    _write(tmp_path, "a.yaml", "base: b.yaml\n")
+    b = _write(tmp_path, "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"a\.yaml: base: b\.yaml makes a cycle"):
+        load_config(b)
+    with pytest.raises(ConfigError, match=r"missing\.yaml not found"):
+        load_config(_write(tmp_path, "m.yaml", "base: missing.yaml\n"))
+    with pytest.raises(ConfigError, match=r"l\.yaml: base: expected the file name"):
+        load_config(_write(tmp_path, "l.yaml", "base: [1, 2]\n"))
+    for i in range(10):
+        _write(tmp_path, f"c{i}.yaml", f"base: c{i + 1}.yaml\n" if i < 9 else "name: end\n")
+    with pytest.raises(ConfigError, match="more than 8 files in the inheritance chain"):
+        load_config(tmp_path / "c0.yaml")
+    _write(tmp_path, "bad.yaml", "trian: {max_iters: 1}\n")
+    with pytest.raises(ConfigError, match=r"top\.yaml: unknown key 'trian' \(did you mean 'train'\?\)"):
+        load_config(_write(tmp_path, "top.yaml", "base: bad.yaml\n"))
