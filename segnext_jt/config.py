@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import reprlib
 import types
 import typing
 from pathlib import Path
@@ -20,19 +19,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from .config_schema import Config, ConfigError
-
-
-_QUOTE = reprlib.Repr()
-_QUOTE.maxstring = _QUOTE.maxother = 80
-_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = 8
-_QUOTE.maxlevel = 3
-
-
-def quote(value: Any) -> str:
-    """repr() of a value for an error message, shortened: a hostile value (a huge list, a 20 MB
-    string) must not make the one error line huge, nor take long to print."""
-    return _QUOTE.repr(value)
+from .config_schema import Config, ConfigError, quote
 
 
 def _type_name(tp: Any) -> str:
@@ -89,7 +76,7 @@ def _coerce_scalar(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-4 (no dot) as a string
             try:
-                return float(value)
+                value = float(value)  # then checked for finiteness like a number
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -8,6 +8,9 @@ segnext_jt/config.py reads YAML files into these classes.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import reprlib
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
@@ -16,6 +19,48 @@ import yaml
 
 class ConfigError(ValueError):
     """A config file or override has an unknown key or a value of the wrong type."""
+
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 80
+_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = 8
+_QUOTE.maxlevel = 3
+
+
+def quote(value) -> str:
+    """repr() of a value for an error message, shortened: a hostile value (a huge list, a 20 MB
+    string) must not make the one error line huge, nor take long to print."""
+    return _QUOTE.repr(value)
+
+
+# Caps far beyond any real recipe: values past them are typos or attacks that would otherwise end
+# in a segfault or a MemoryError deep inside Jittor or NumPy.
+MAX_SIDE = 16384          # pixels of a crop, resize target or sliding window
+MAX_ITERS = 100_000_000   # the released recipe is 160k
+MAX_WORKERS = 64
+MAX_CLASSES = 255         # labels are 8-bit and 255 is the ignore value
+MAX_WINDOWS = 1024        # sliding windows per image at the eval scale
+SEED_LIMIT = 2 ** 32
+
+
+def check_range(value, where: str, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False) -> None:
+    """One-line ConfigError unless lo <= value <= hi (open ends with lo_open/hi_open)."""
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and (value >= hi if hi_open else value > hi)
+    if too_low or too_high:
+        left = "" if lo is None else ("(" if lo_open else "[") + f"{lo}"
+        right = "" if hi is None else f"{hi}" + (")" if hi_open else "]")
+        want = f"in {left or '(-inf'}, {right or 'inf)'}"
+        raise ConfigError(f"{where} must be {want}, got {quote(value)}")
+
+
+def check_each(values, where: str, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False) -> None:
+    for i, value in enumerate(values):
+        check_range(value, f"{where}[{i}]", lo, hi, lo_open, hi_open)
+
+
+def check_seed(value: int, where: str) -> None:
+    check_range(value, where, 0, SEED_LIMIT, hi_open=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,8 +80,11 @@ class BackboneConfig:
         if not (len(self.embed_dims) == len(self.depths) == len(self.mlp_ratios) == 4):
             raise ConfigError(f"{where}: embed_dims, depths and mlp_ratios need 4 entries each "
                               f"(got {self.embed_dims}, {self.depths}, {self.mlp_ratios})")
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ConfigError(f"{where}.drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        check_each(self.embed_dims, f"{where}.embed_dims", lo=1, hi=4096)
+        check_each(self.depths, f"{where}.depths", lo=1, hi=64)
+        check_each(self.mlp_ratios, f"{where}.mlp_ratios", lo=0, hi=16, lo_open=True)
+        check_range(self.drop_rate, f"{where}.drop_rate", 0.0, 1.0, hi_open=True)
+        check_range(self.drop_path_rate, f"{where}.drop_path_rate", 0.0, 1.0, hi_open=True)
 
 
 @dataclass
@@ -58,9 +106,9 @@ class HamConfig:
     def validate(self, where: str) -> None:
         if self.md_s != 1:
             raise ConfigError(f"{where}.md_s: only MD_S=1 is used by SegNeXt, got {self.md_s}")
-        for name in ("md_r", "train_steps", "eval_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
+        check_range(self.md_r, f"{where}.md_r", 1, 512)
+        for name in ("train_steps", "eval_steps"):
+            check_range(getattr(self, name), f"{where}.{name}", 1, 100)
 
 
 @dataclass
@@ -80,12 +128,19 @@ class HeadConfig:
         if len(self.in_channels) != len(self.in_index):
             raise ConfigError(f"{where}: in_channels {self.in_channels} and in_index {self.in_index} "
                               "must have the same length")
+        check_each(self.in_index, f"{where}.in_index", 0, 3)  # the backbone has 4 stages
+        for name in ("channels", "ham_channels"):
+            check_range(getattr(self, name), f"{where}.{name}", 1, 8192)
+        check_range(self.gn_groups, f"{where}.gn_groups", 1, 8192)
+        check_range(self.dropout_ratio, f"{where}.dropout_ratio", 0.0, 1.0, hi_open=True)
+        check_range(self.num_classes, f"{where}.num_classes", 1, MAX_CLASSES)
+        if 0 <= self.ignore_index < self.num_classes:
+            raise ConfigError(f"{where}.ignore_index={self.ignore_index} is a class id (num_classes="
+                              f"{self.num_classes}); it must lie outside 0..{self.num_classes - 1}")
         for name in ("channels", "ham_channels"):
             if getattr(self, name) % self.gn_groups:
                 raise ConfigError(f"{where}.{name}={getattr(self, name)} is not divisible by "
                                   f"gn_groups={self.gn_groups}")
-        if self.num_classes < 1:
-            raise ConfigError(f"{where}.num_classes must be >= 1, got {self.num_classes}")
         self.ham.validate(where + ".ham")
 
 
@@ -166,8 +221,16 @@ class DataConfig:
             raise ConfigError(f"{where}: scale, crop_size and ratio_range need 2 entries each")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ConfigError(f"{where}: mean and std need 3 entries (RGB)")
-        if self.num_workers < 0:
-            raise ConfigError(f"{where}.num_workers must be >= 0, got {self.num_workers}")
+        check_each(self.scale, f"{where}.scale", 1, MAX_SIDE)
+        check_each(self.crop_size, f"{where}.crop_size", 1, MAX_SIDE)
+        check_each(self.ratio_range, f"{where}.ratio_range", 0.0, 8.0, lo_open=True)
+        if self.ratio_range[0] > self.ratio_range[1]:
+            raise ConfigError(f"{where}.ratio_range must be [low, high] with low <= high, got {self.ratio_range}")
+        check_range(self.cat_max_ratio, f"{where}.cat_max_ratio", 0.0, 1.0, lo_open=True)
+        check_range(self.flip_prob, f"{where}.flip_prob", 0.0, 1.0)
+        check_each(self.mean, f"{where}.mean", -1e4, 1e4)
+        check_each(self.std, f"{where}.std", 0.0, 1e4, lo_open=True)
+        check_range(self.num_workers, f"{where}.num_workers", 0, MAX_WORKERS)
         if not 0 <= self.ignore_index <= 255:
             raise ConfigError(f"{where}.ignore_index must be in 0..255 (labels are 8-bit), got {self.ignore_index}")
         for name in ("train_dirs", "val_dirs"):
@@ -201,6 +264,20 @@ class OptimizerConfig:
         "head": {"lr_mult": 10.0},
     })
 
+    def validate(self, where: str) -> None:
+        check_range(self.lr, f"{where}.lr", 0.0, 1.0, lo_open=True)
+        if len(self.betas) != 2:
+            raise ConfigError(f"{where}.betas needs 2 entries [beta1, beta2], got {quote(self.betas)}")
+        check_each(self.betas, f"{where}.betas", 0.0, 1.0, hi_open=True)
+        check_range(self.eps, f"{where}.eps", 0.0, 1.0, lo_open=True)
+        check_range(self.weight_decay, f"{where}.weight_decay", 0.0, 1.0)
+        for key, rule in self.custom_keys.items():
+            for name, mult in rule.items():
+                if name not in ("lr_mult", "decay_mult"):
+                    raise ConfigError(f"{where}.custom_keys.{key}: unknown key {quote(name)}; valid keys: "
+                                      "lr_mult, decay_mult")
+                check_range(mult, f"{where}.custom_keys.{key}.{name}", 0.0, 1000.0)
+
 
 @dataclass
 class ScheduleConfig:
@@ -211,6 +288,12 @@ class ScheduleConfig:
     warmup_ratio: float = 1e-6
     power: float = 1.0
     min_lr: float = 0.0
+
+    def validate(self, where: str, lr: float) -> None:
+        check_range(self.warmup_iters, f"{where}.warmup_iters", 0, MAX_ITERS)
+        check_range(self.warmup_ratio, f"{where}.warmup_ratio", 0.0, 1.0)
+        check_range(self.power, f"{where}.power", 0.0, 100.0)
+        check_range(self.min_lr, f"{where}.min_lr", 0.0, lr)
 
 
 @dataclass
@@ -227,9 +310,13 @@ class TrainConfig:
     sync_bn: bool = False
 
     def validate(self, where: str) -> None:
-        for name in ("max_iters", "batch_size", "eval_interval", "checkpoint_interval", "log_interval"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_iters", "eval_interval", "checkpoint_interval", "log_interval"):
+            check_range(getattr(self, name), f"{where}.{name}", 1, MAX_ITERS)
+        check_range(self.batch_size, f"{where}.batch_size", 1, 1024)
+        check_range(self.max_keep_checkpoints, f"{where}.max_keep_checkpoints", 0, 10_000)
+        check_seed(self.seed, f"{where}.seed")
+        self.optimizer.validate(f"{where}.optimizer")
+        self.schedule.validate(f"{where}.schedule", self.optimizer.lr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,20 +344,30 @@ class EvalConfig:
     def validate(self, where: str) -> None:
         for name in ("scale", "slide_crop", "slide_stride"):
             v = getattr(self, name)
-            if len(v) != 2 or any(x < 1 for x in v):
-                raise ConfigError(f"{where}.{name} needs 2 positive entries, got {v}")
-        if self.size_divisor < 1:
-            raise ConfigError(f"{where}.size_divisor must be >= 1, got {self.size_divisor}")
-        if not self.tta_ratios or any(r <= 0 for r in self.tta_ratios):
-            raise ConfigError(f"{where}.tta_ratios needs at least one positive ratio, got {self.tta_ratios}")
-        if self.batch_size < 1:
-            raise ConfigError(f"{where}.batch_size must be >= 1, got {self.batch_size}")
-        if self.num_workers < 0:
-            raise ConfigError(f"{where}.num_workers must be >= 0, got {self.num_workers}")
-        if self.seed < 0:
-            raise ConfigError(f"{where}.seed must be >= 0, got {self.seed}")
+            if len(v) != 2:
+                raise ConfigError(f"{where}.{name} needs 2 entries, got {quote(v)}")
+            check_each(v, f"{where}.{name}", 1, MAX_SIDE)
+        check_range(self.size_divisor, f"{where}.size_divisor", 1, 1024)
+        if not 1 <= len(self.tta_ratios) <= 16:
+            raise ConfigError(f"{where}.tta_ratios needs 1 to 16 ratios, got {quote(self.tta_ratios)}")
+        check_each(self.tta_ratios, f"{where}.tta_ratios", 0.0, 4.0, lo_open=True)
+        if self.mode == "slide":
+            self._check_windows(where)
+        check_range(self.batch_size, f"{where}.batch_size", 1, 64)
+        check_range(self.num_workers, f"{where}.num_workers", 0, MAX_WORKERS)
+        check_seed(self.seed, f"{where}.seed")
         if not 1 <= self.nmf_draws <= 64:
             raise ConfigError(f"{where}.nmf_draws must be in 1..64, got {self.nmf_draws}")
+
+    def _check_windows(self, where: str) -> None:
+        """Sliding windows per image at the largest eval size (the long side of `scale` both ways,
+        times the largest TTA ratio) must stay under MAX_WINDOWS."""
+        side = max(self.scale) * max(max(self.tta_ratios), 1.0)
+        per_axis = [math.ceil(max(side - c, 0) / s) + 1 for c, s in zip(self.slide_crop, self.slide_stride)]
+        if per_axis[0] * per_axis[1] > MAX_WINDOWS:
+            raise ConfigError(f"{where}: slide_crop {self.slide_crop} with slide_stride {self.slide_stride} plans "
+                              f"{per_axis[0] * per_axis[1]} windows per image at size {int(side)}; at most "
+                              f"{MAX_WINDOWS} (use larger windows or strides)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +415,28 @@ class Config:
         self.reference.validate("reference")
         self._check_num_classes()
         return self
+
+    def warnings(self) -> list[str]:
+        """Legal but suspicious values, one line each (the tools print them before any work)."""
+        out = []
+        bb, t = self.model.backbone, self.train
+        if not bb.pretrained and self.data.dataset not in ("custom", "demo_mnist"):
+            out.append("model.backbone.pretrained is null: the backbone trains from scratch, far below the released "
+                       "numbers (which start from ImageNet weights)")
+        if t.optimizer.lr > 1e-2:
+            out.append(f"train.optimizer.lr={t.optimizer.lr:g} is over 100x the recipe's 6e-5 for AdamW")
+        if t.schedule.warmup_iters > t.max_iters:
+            out.append(f"train.schedule.warmup_iters={t.schedule.warmup_iters} exceeds train.max_iters={t.max_iters}: "
+                       "the whole run is warm-up")
+        if bb.drop_path_rate > 0.5:
+            out.append(f"model.backbone.drop_path_rate={bb.drop_path_rate} drops most residual branches (recipe: 0.1-0.3)")
+        if t.max_keep_checkpoints == 0:
+            out.append("train.max_keep_checkpoints=0 keeps every checkpoint (disk use grows with the run)")
+        cpus = os.cpu_count() or 1
+        for key, workers in (("data.num_workers", self.data.num_workers), ("eval.num_workers", self.eval.num_workers)):
+            if workers > 2 * cpus:
+                out.append(f"{key}={workers} is more than twice this machine's {cpus} CPUs")
+        return out
 
     def _check_num_classes(self) -> None:
         """The head must predict the classes a custom config lists. A classes.txt, and the benchmark

@@ -120,7 +120,7 @@ def test_config_errors_in_process(tmp_path):
         parse_overrides(["train..max_iters=3"])
     with pytest.raises(ConfigError, match=r"finite"):
         load_config(DEMO_CFG, ["train.optimizer.lr=.nan"])
-    with pytest.raises(ConfigError, match=r"eval\.batch_size must be >= 1"):
+    with pytest.raises(ConfigError, match=r"eval\.batch_size must be in \[1, 64\], got 0"):
         load_config(DEMO_CFG, ["eval.batch_size=0"])
     listy = tmp_path / "list.yaml"
     listy.write_text("- 1\n- 2\n")

@@ -3,7 +3,7 @@
 Every failure is a one-line ConfigError naming the key."""
 from __future__ import annotations
 
-from ..config import ConfigError
+from ..config_schema import ConfigError, quote
 from .build import LAYOUTS, NAMED_LABEL_MAPS
 
 __all__ = ["check_data_config"]
@@ -45,7 +45,7 @@ def _check_custom(data_cfg, where: str) -> None:
             if not name.strip():
                 raise ConfigError(f"{where}.classes[{i}] is blank; every class needs a name")
             if name in classes[:i]:
-                raise ConfigError(f"{where}.classes[{i}]: {name!r} appears twice")
+                raise ConfigError(f"{where}.classes[{i}]: {quote(name)} appears twice")
         if palette is not None and len(palette) != len(classes):
             raise ConfigError(f"{where}.palette has {len(palette)} colours for {len(classes)} classes")
     for i, colour in enumerate(palette or []):
@@ -61,7 +61,7 @@ def _check_custom(data_cfg, where: str) -> None:
 def _check_label_map(label_map, where: str) -> None:
     if isinstance(label_map, str):
         if label_map not in NAMED_LABEL_MAPS:
-            raise ConfigError(f"{where}.label_map: unknown table {label_map!r}; known: {', '.join(NAMED_LABEL_MAPS)} "
+            raise ConfigError(f"{where}.label_map: unknown table {quote(label_map)}; known: {', '.join(NAMED_LABEL_MAPS)} "
                               "(or give a mapping of stored value -> class id)")
     elif label_map is not None:
         for raw, target in label_map.items():

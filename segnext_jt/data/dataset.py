@@ -85,12 +85,25 @@ def read_image_bgr(path: str) -> np.ndarray:
     return np.ascontiguousarray(rgb[..., ::-1])
 
 
+# Label maps hold class ids: integer modes only (a float 'F' map would be truncated to ids silently).
+INTEGER_LABEL_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
+
+
+def label_mode_problem(mode: str) -> str:
+    return (f"label map stored in mode {mode}; expected a single-channel label map of class ids in an "
+            f"integer mode ({', '.join(INTEGER_LABEL_MODES)})")
+
+
 def read_label(path: str) -> np.ndarray:
     """Read a label map as uint8 (H, W): stored values, palette indices for 'P' PNGs."""
     try:
         with Image.open(path) as im:
             mode = im.mode
+            if mode not in INTEGER_LABEL_MODES:
+                raise DataError(f"{path}: {label_mode_problem(mode)}")
             arr = np.asarray(im)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: label file not found") from None
     except (OSError, ValueError, SyntaxError) as e:

@@ -91,6 +91,18 @@ def test_image_modes_and_palette_labels(tmp_path):
         ds.load_raw(names.index("g.png"))
 
 
+def test_float_label_maps_are_refused(tmp_path):
+    """A mode-F label (values 257.0, -254.0) would become class ids 1 and 2 by a uint8 cast."""
+    root = _tree(tmp_path, names=("f",), img_ext=".png")
+    Image.new("RGB", (6, 5)).save(root / "images" / "training" / "f.png")
+    Image.fromarray(np.array([[257.0, -254.0]] * 5, dtype=np.float32)).save(root / "annotations" / "training" / "f.tif")
+    label = root / "annotations" / "training" / "f.png"
+    os.replace(root / "annotations" / "training" / "f.tif", label)
+    ds = _seg(root, img_suffix=".png")
+    with pytest.raises(DataError, match=r"f\.png: label map stored in mode F; expected .*integer mode"):
+        ds.load_raw(0)
+
+
 def test_exif_orientation_applied(tmp_path):
     im = Image.new("RGB", (8, 4), (0, 0, 255))
     exif = Image.Exif()
