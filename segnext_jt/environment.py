@@ -205,7 +205,7 @@ def prepare_environment() -> str:
         device = "cuda" if sys.modules["jittor"].flags.use_cuda else "cpu"
         _set_decision(DeviceDecision("auto", "jittor imported first", device))
         return device
-    _drop_our_nvcc_path()
+    _drop_our_nvcc_path()  # the probes must see the user's nvcc_path, not ours (or a parent's)
     _apply(decide_device(os.environ.get("SEGNEXT_DEVICE"), "SEGNEXT_DEVICE"))
     return DEVICE
 
