@@ -21,7 +21,7 @@ wrong on offline and shared machines:
 The device: `SEGNEXT_DEVICE` (or a tool's `--device`, see `select_device`) is auto (default), cpu or
 cuda. CUDA is usable when the probes below find what Jittor 1.3.11 itself looks for (read from its
 compiler.py, compile_extern.py and jittor_utils/install_cuda.py): a driver with a GPU, an `nvcc`
-(Jittor's own CUDA under <jittor home>/.cache/jittor/jtcuda first, then $nvcc_path, PATH,
+($nvcc_path if set, else Jittor's own CUDA when <jittor home>/.cache/jittor/jtcuda exists, else PATH,
 /usr/local/cuda/bin, /usr/bin, /opt/cuda/bin), `libcudart.so` in the lib64 next to that nvcc, and
 cuDNN 8 (cudnn.h and libcudnn.so plus its split libraries libcudnn_{ops,cnn}_{infer,train}.so: a
 cuDNN 9 install has other names, and Jittor would run without cuDNN, silently under log_silent=1).
