@@ -26,7 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from segnext_jt.cli import (UsageError, check_work_dir,  # noqa: E402
+from segnext_jt.cli import (UsageError, add_device_argument, apply_device, check_work_dir,  # noqa: E402
                             install_signal_handlers, run_tool)
 from repro.results import EvalEntry, ResultError, RunResult, eval_entry_from_summary  # noqa: E402
 from repro.sweep_launch import (DEFAULT_MAX_SEEDS, LOCK_NAME, SWEEP_LOCK_NAME, launch_local,  # noqa: E402
@@ -189,6 +189,8 @@ def _train_seed(args, seed: int, seed_dir: str) -> None:
         cmd += ["--cfg-options", *args.cfg_options]
     if not args.progress:
         cmd.append("--no-progress")
+    if args.device:
+        cmd += ["--device", args.device]
     # Check the training lock first (a training started by hand in this dir): clear message, no launch.
     fd = try_lock(os.path.join(seed_dir, LOCK_NAME))
     if fd is None:
@@ -304,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--_one-seed", dest="one_seed", type=int, help=argparse.SUPPRESS)
+    add_device_argument(p)  # passed to every training and evaluation of the sweep
     return p
 
 
@@ -358,6 +361,8 @@ def _check_arguments(args) -> None:
 
 
 def _main(args) -> int:
+    if args.launcher == "local" or args.one_seed is not None:  # not on a Slurm submit host
+        apply_device(args.device)  # exports SEGNEXT_DEVICE to the children; DeviceError -> exit 2
     _check_arguments(args)
     if args.one_seed is not None:
         os.makedirs(args.work_dir, exist_ok=True)

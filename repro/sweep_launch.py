@@ -84,6 +84,8 @@ def worker_command(args, seed: Optional[str], absolute: bool = False) -> list[st
         cmd += ["--nmf-draws", str(args.nmf_draws)]
     if not args.progress:
         cmd.append("--no-progress")
+    if getattr(args, "device", None):
+        cmd += ["--device", args.device]
     if args.cfg_options:
         cmd += ["--cfg-options", *args.cfg_options]
     return cmd

@@ -6,7 +6,10 @@
   run, loaders and children are closed) and the tool ends with one ``error:`` line; the project's
   error types end as ``error: <message>`` (exit 2 for usage/config/path errors, 1 for bad input
   content such as a refused checkpoint) instead of a traceback. ``SEGNEXT_DEBUG=1`` re-raises, so
-  the traceback is there when you need it.
+  the traceback is there when you need it;
+* `add_device_argument` + `apply_device`: the tools' ``--device {auto,cpu,cuda}``, applied before
+  Jittor is imported (a request that cannot be honoured is a one-line `DeviceError`, exit 2);
+  `print_platform_line` prints the first line of real work (device, CPU, versions).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Callable, Iterable, Sequence
 __all__ = [
     "UsageError", "Interrupted", "check_output_file", "check_output_dir", "check_work_dir",
     "install_signal_handlers", "run_tool", "leave_now",
-    "one_line", "debug_enabled",
+    "one_line", "debug_enabled", "add_device_argument", "apply_device", "print_platform_line",
 ]
 
 
@@ -98,6 +101,31 @@ def check_output_dir(path: str, what: str = "output directory") -> str:
 def check_work_dir(path: str, what: str = "--work-dir") -> str:
     """`check_output_dir` for a training/sweep work dir (call it before building anything)."""
     return check_output_dir(path, what)
+
+
+# --------------------------------------------------------------------------------------------
+# the device
+# --------------------------------------------------------------------------------------------
+def add_device_argument(parser) -> None:
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                        help="auto: CUDA if Jittor can use it, else the CPU (one warning if a GPU is present "
+                             "but unusable); cuda: an error naming the reason if it cannot be used "
+                             "(default: $SEGNEXT_DEVICE, else auto)")
+
+
+def apply_device(device: "str | None") -> str:
+    """Make `--device` (None: $SEGNEXT_DEVICE) take effect; call it before anything imports Jittor.
+    Raises environment.DeviceError (a ValueError: one line, exit 2) if it cannot be honoured."""
+    from .environment import select_device
+    return select_device(device, "--device")
+
+
+def print_platform_line() -> None:
+    """The first line of a tool's real work: device, GPU, CPU and ISA, threads, versions (after the
+    Jittor import, which can still turn an unusable CUDA into an error or a warning)."""
+    from . import runtime  # noqa: F401  (imports Jittor: the device is final after it)
+    from .platform_info import summary_line
+    print(summary_line(), flush=True)
 
 
 # --------------------------------------------------------------------------------------------

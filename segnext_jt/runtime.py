@@ -13,7 +13,9 @@ import numpy as np
 
 from . import environment
 
-DEVICE: str = environment.prepare_environment()
+# the device decided before Jittor's import: a DeviceError (one line) if SEGNEXT_DEVICE / --device
+# cannot be honoured; under auto, one warning when a GPU is present but unusable
+DEVICE: str = environment.require_device()
 
 import jittor as jt  # noqa: E402  (must come after the environment is prepared)
 
@@ -41,9 +43,10 @@ _restore_python_signal_handlers()
 if os.environ.get("SEGNEXT_PARALLEL_COMPILE", "0") != "1":
     jt.flags.use_parallel_op_compiler = 0
 
-jt.flags.use_cuda = 1 if DEVICE == "cuda" and jt.has_cuda else 0
-if jt.flags.use_cuda == 0:
+if DEVICE == "cuda" and not jt.has_cuda:  # never a silent fallback: error (cuda) or warning (auto)
+    environment.cuda_failed_after_import()
     DEVICE = "cpu"
+jt.flags.use_cuda = 1 if DEVICE == "cuda" else 0
 
 
 def device_summary() -> dict:

@@ -103,7 +103,16 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="--train-step: timed steps after 2 warm-up steps")
     p.add_argument("--json", help="also write the result here")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    from segnext_jt.cli import add_device_argument, apply_device, print_platform_line
+    from segnext_jt.environment import DeviceError
+    add_device_argument(p)
     args = p.parse_args(argv)
+    try:
+        apply_device(args.device)  # before Jittor's import
+        print_platform_line()
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     import numpy as np
     from segnext_jt import runtime
@@ -116,7 +125,8 @@ def main(argv=None) -> int:
     model = build_segmentor(cfg)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, strict=True, logger=lambda *a: None)
-    result = {"config": args.config, "device": runtime.DEVICE, "jittor": jt.__version__}
+    from segnext_jt.platform_info import platform_info
+    result = {"config": args.config, "device": runtime.DEVICE, "jittor": jt.__version__, "platform": platform_info()}
     rng = np.random.default_rng(0)
     bench = bench_train_step if args.train_step else bench_inference
     result.update(bench(model, cfg, args, rng))

@@ -30,11 +30,14 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, help="evaluate only the first N images (quick checks)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true")
+    from segnext_jt.cli import add_device_argument
+    add_device_argument(p)
     return p.parse_args(argv)
 
 
 def _run(args) -> int:
-    from segnext_jt.cli import UsageError, check_output_dir, check_output_file
+    from segnext_jt.cli import UsageError, apply_device, check_output_dir, check_output_file
+    apply_device(args.device)  # before Jittor's import; DeviceError -> exit 2
     from segnext_jt.io.files import write_json_atomic
     from segnext_jt.config import load_config
     from segnext_jt.io.errors import ensure_file
@@ -52,12 +55,15 @@ def _run(args) -> int:
             overrides.append(f"{key}={flag}")
     cfg = load_config(args.config, overrides)
 
-    from segnext_jt.cli import install_signal_handlers
+    from segnext_jt.cli import install_signal_handlers, print_platform_line
     from segnext_jt.evaluation.run import run_evaluation
     install_signal_handlers()  # after Jittor's import (run_evaluation's module imports it)
+    print_platform_line()
     summary = run_evaluation(cfg, args.checkpoint, ms_flip=args.ms_flip, out_dir=out_dir,
                              limit=args.limit, progress=not args.no_progress)
     table = summary.pop("table")
+    from segnext_jt.platform_info import platform_info
+    summary["platform"] = platform_info()  # what the numbers were measured on (--json)
     if json_path:
         write_json_atomic(json_path, summary)  # whole or absent, never invalid JSON
     print(table)

@@ -16,8 +16,9 @@ def main(argv=None) -> int:
     p.add_argument("--ms-flip", action="store_true")
     p.add_argument("--seed", type=int, help="NMF bases seed (default: eval.seed of the config)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    from segnext_jt.cli import add_device_argument, run_tool
+    add_device_argument(p)
     args = p.parse_args(argv)
-    from segnext_jt.cli import run_tool
     from segnext_jt.config import ConfigError
     from segnext_jt.data.ade20k import DataError
     from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    from segnext_jt.cli import check_output_dir, install_signal_handlers
+    from segnext_jt.cli import apply_device, check_output_dir, install_signal_handlers, print_platform_line
+    apply_device(args.device)  # before Jittor's import; DeviceError -> exit 2
     from segnext_jt.config import load_config
     from segnext_jt.io.errors import ensure_file
     out_dir = check_output_dir(args.out, "--out")
@@ -40,6 +42,7 @@ def _run(args) -> int:
     from segnext_jt.io import load_checkpoint
     from segnext_jt.models import build_segmentor
     install_signal_handlers()
+    print_platform_line()
 
     n_cls = cfg.model.decode_head.num_classes
     palette = declared_palette(cfg.data, n_cls)  # the dataset's colours; generated for custom without data.palette

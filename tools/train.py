@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from segnext_jt.cli import leave_now  # noqa: E402  (light: does not import Jittor)
+from segnext_jt.cli import add_device_argument, apply_device, leave_now  # noqa: E402  (light: no Jittor)
+from segnext_jt.environment import DeviceError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -22,12 +23,14 @@ def parse_args(argv=None):
                    help="override config values, e.g. train.max_iters=1000 data.root=/data/ade")
     p.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm across MPI processes")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs still printed)")
+    add_device_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv=None, _exit_on_interrupt: bool = False) -> int:
     args = parse_args(argv)
     try:
+        apply_device(args.device)  # before Jittor's import
         from segnext_jt.config import ConfigError, load_config  # imports Jittor (minutes the first time)
         from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers
         from segnext_jt.engine.trainer import Trainer, TrainingDataError, TrainingDivergedError, TrainSetupError
@@ -36,6 +39,9 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
         if _exit_on_interrupt:
             leave_now(130)
         return 130
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     restore_signals = install_interrupt_handlers()  # SIGINT and SIGTERM -> TrainingInterrupted
     try:
         return _run(args, ConfigError, load_config, Trainer,
@@ -67,6 +73,8 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from segnext_jt.cli import print_platform_line
+    print_platform_line()
     try:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)

@@ -42,6 +42,7 @@ from ..models.layers import BatchNorm2d
 from .. import rng
 from ..io.files import json_safe, lock_holder, try_lock, unlock, write_json_atomic
 from ..memory import peak_host_mb
+from ..platform_info import env_info_text
 from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, checkpoint_arrays,
                          describe_keys, find_latest_checkpoint, nonfinite_keys, read_train_checkpoint)
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
@@ -214,7 +215,7 @@ class Trainer:
         return {
             "env_info": f"sys.platform: {sys.platform}\nPython: {env['python']}\nJittor: {env['jittor']}\n"
                         f"NumPy: {env['numpy']}\nDevice: {env['device']}\nMachine: {platform.machine()}\n"
-                        f"MPI world size: {self.world_size}",
+                        f"MPI world size: {self.world_size}\n{env_info_text()}",
             "seed": self.seed,
             "exp_name": os.path.basename(self.cfg.source or self.cfg.name),
             "mmseg_version": f"segnext_jt {__version__}",

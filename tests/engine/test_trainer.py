@@ -52,6 +52,7 @@ def test_same_seed_bit_identical_different_seed_differs(tmp_path, tiny_train_opt
     # the log is mmseg 0.x log.json: line 1 metadata, then train/val lines with the official keys
     lines = [json.loads(x) for x in open(a / "log.json")]
     assert {"env_info", "seed", "config", "CLASSES"} <= set(lines[0]) and lines[0]["seed"] == 0
+    assert "Device: cpu\nMachine: " in lines[0]["env_info"] and "\nCPU ISA: " in lines[0]["env_info"]
     train = next(l for l in lines if l.get("mode") == "train")
     assert list(train) == ["mode", "epoch", "iter", "lr", "memory", "data_time", "decode.loss_ce",
                            "decode.acc_seg", "loss", "time"]

@@ -25,6 +25,7 @@ def test_eval_cli_end_to_end_with_outputs(tmp_path, tiny_train_options, tiny_che
     assert "mIoU" in proc.stdout and "background" in proc.stdout  # summary and per-class table
     summary = json.loads(out_json.read_text())
     assert 0 <= summary["mIoU"] <= 100 and set(summary["per_class"]) >= {"background", "zero", "seven"}
+    assert summary["platform"]["device"] == "cpu" and proc.stdout.startswith("device cpu | CPU ")
     pngs = sorted(p.name for p in (tmp_path / "pred").glob("*.png"))
     overlays = sorted((tmp_path / "pred").glob("*_overlay.jpg"))
     assert len(pngs) == summary["num_images"] == len(overlays)
