@@ -360,6 +360,16 @@ def _check_arguments(args) -> None:
         raise UsageError("--submit: sbatch not found on PATH (drop --submit to only write the script)")
 
 
+def _fetch_pretrained(args) -> None:
+    """Download the ImageNet weights once, here, before any worker starts (and on the login node for
+    SLURM, whose compute nodes may have no network); the workers find them in the cache."""
+    from segnext_jt import hub
+    from segnext_jt.config import load_config
+    spec = load_config(args.config, args.cfg_options).model.backbone.pretrained
+    if spec:
+        hub.resolve(spec, "model.backbone.pretrained", hub.FROM_SCRATCH_HINT, progress=args.progress)
+
+
 def _main(args) -> int:
     if args.launcher == "local" or args.one_seed is not None:  # not on a Slurm submit host
         apply_device(args.device)  # exports SEGNEXT_DEVICE to the children; DeviceError -> exit 2
@@ -390,6 +400,8 @@ def _main(args) -> int:
         for seed in todo:
             print("  " + " ".join(shlex.quote(c) for c in worker_command(args, str(seed))))
         return 0
+    if todo:
+        _fetch_pretrained(args)
     os.makedirs(args.work_dir, exist_ok=True)
     write_json_atomic(plan_path, plan)
     if not todo:
@@ -406,9 +418,9 @@ def main(argv=None) -> int:
     install_signal_handlers()
     from segnext_jt.config import ConfigError
     from segnext_jt.data.ade20k import DataError
-    from segnext_jt.io.errors import CheckpointError
+    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
     worker = args.one_seed is not None
-    return run_tool(lambda: _main(args), usage_errors=(ConfigError, UsageError),
+    return run_tool(lambda: _main(args), usage_errors=(ConfigError, UsageError, CheckpointNotFoundError),
                     input_errors=(SeedBusy, CheckpointError, DataError),
                     interrupted_message=("seed stopped" if worker else "running seeds stopped")
                     + "; rerun the same command to resume")

@@ -73,7 +73,8 @@ class BackboneConfig:
     mlp_ratios: list[float] = field(default_factory=lambda: [8, 8, 4, 4])
     drop_rate: float = 0.0
     drop_path_rate: float = 0.1
-    # ImageNet-pretrained MSCAN file (mscan_t.pth ...), loaded non-strictly like mmseg's init_cfg.
+    # ImageNet-pretrained MSCAN weights: a file, an http(s) URL or zoo:mscan_<size> (segnext_jt/hub.py
+    # downloads and caches); every backbone key must match, the ImageNet classifier head.* is dropped.
     pretrained: Optional[str] = None
 
     def validate(self, where: str) -> None:
@@ -85,6 +86,12 @@ class BackboneConfig:
         check_each(self.mlp_ratios, f"{where}.mlp_ratios", lo=0, hi=16, lo_open=True)
         check_range(self.drop_rate, f"{where}.drop_rate", 0.0, 1.0, hi_open=True)
         check_range(self.drop_path_rate, f"{where}.drop_path_rate", 0.0, 1.0, hi_open=True)
+        if self.pretrained and str(self.pretrained).startswith("zoo:"):  # a typo fails now, not at training
+            from .hub import HubError, zoo_url
+            try:
+                zoo_url(self.pretrained)
+            except HubError as exc:
+                raise ConfigError(f"{where}.pretrained: {exc}") from None
 
 
 @dataclass

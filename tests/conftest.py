@@ -22,6 +22,9 @@ ROOT = TESTS.parent
 if str(ROOT / "tools") not in sys.path:
     sys.path.append(str(ROOT / "tools"))
 os.environ.setdefault("SEGNEXT_DEVICE", "cpu")  # tests never need a GPU
+# ... nor the network: a test that would download weights fails at once (tests/test_hub.py unsets it
+# for its own 127.0.0.1 server)
+os.environ.setdefault("SEGNEXT_OFFLINE", "1")
 
 import segnext_jt.runtime  # noqa: E402,F401  (before any test module imports jittor)
 

@@ -3,8 +3,10 @@
 [--batch-size N] [--workers N] [--out-dir DIR] [--json FILE] [--cfg-options key=value ...].
 
 CHECKPOINT may be any format segnext_jt reads: a released mmseg .pth, an original-repo .pth, a JSeg
-.pkl, or one of our .npz files. `--seed` fixes the NMF bases (mmseg draws new ones on every run,
-which is why the same checkpoint gives different numbers there). `--nmf-draws K` averages each view's
+.pkl, or one of our .npz files; or an http(s) URL or zoo:NAME (e.g. zoo:segnext_l, mmseg's released
+ADE20K model), downloaded once into $SEGNEXT_HOME/checkpoints (default ~/.cache/segnext_jt).
+`--seed` fixes the NMF bases (mmseg draws new ones on every run, which is why the same checkpoint
+gives different numbers there). `--nmf-draws K` averages each view's
 softmax over K seeded NMF draws (K=1, the default, is the released protocol; see README "Eval noise")."""
 from __future__ import annotations
 
@@ -41,12 +43,14 @@ def _run(args) -> int:
     from segnext_jt.io.files import write_json_atomic
     from segnext_jt.config import load_config
     from segnext_jt.io.errors import ensure_file
+    from segnext_jt.hub import is_remote, resolve
     # Everything that can be checked cheaply is checked before the model is built.
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
     json_path = check_output_file(args.json, "--json") if args.json else None
     out_dir = check_output_dir(args.out_dir, "--out-dir") if args.out_dir else None
-    ensure_file(args.checkpoint)
+    if not is_remote(args.checkpoint):  # a URL or zoo:NAME is fetched once the config is known to be good
+        ensure_file(args.checkpoint)
     overrides = list(args.cfg_options)
     for flag, key in ((args.seed, "eval.seed"), (args.nmf_draws, "eval.nmf_draws"),
                       (args.batch_size, "eval.batch_size"), (args.workers, "eval.num_workers"),
@@ -54,12 +58,13 @@ def _run(args) -> int:
         if flag is not None:
             overrides.append(f"{key}={flag}")
     cfg = load_config(args.config, overrides)
+    checkpoint = resolve(args.checkpoint, "CHECKPOINT").path if is_remote(args.checkpoint) else args.checkpoint
 
     from segnext_jt.cli import install_signal_handlers, print_platform_line
     from segnext_jt.evaluation.run import run_evaluation
     install_signal_handlers()  # after Jittor's import (run_evaluation's module imports it)
     print_platform_line()
-    summary = run_evaluation(cfg, args.checkpoint, ms_flip=args.ms_flip, out_dir=out_dir,
+    summary = run_evaluation(cfg, checkpoint, ms_flip=args.ms_flip, out_dir=out_dir,
                              limit=args.limit, progress=not args.no_progress)
     table = summary.pop("table")
     from segnext_jt.platform_info import platform_info

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Segment your own images: python tools/infer.py IMAGE [IMAGE ...] --config CONFIG --checkpoint CKPT
---out DIR [--ms-flip] [--seed S]. Writes <name>.png (class ids) and <name>_overlay.jpg per image."""
+--out DIR [--ms-flip] [--seed S]. Writes <name>.png (class ids) and <name>_overlay.jpg per image.
+CKPT may also be an http(s) URL or zoo:NAME (e.g. zoo:segnext_t), downloaded once into the cache."""
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,12 @@ def _run(args) -> int:
     apply_device(args.device)  # before Jittor's import; DeviceError -> exit 2
     from segnext_jt.config import load_config
     from segnext_jt.io.errors import ensure_file
+    from segnext_jt.hub import is_remote, resolve
     out_dir = check_output_dir(args.out, "--out")
-    ensure_file(args.checkpoint)
+    if not is_remote(args.checkpoint):  # a URL or zoo:NAME is fetched once the config is known to be good
+        ensure_file(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options + ([f"eval.seed={args.seed}"] if args.seed is not None else []))
+    checkpoint = resolve(args.checkpoint, "--checkpoint").path if is_remote(args.checkpoint) else args.checkpoint
     from segnext_jt.data.build import declared_palette
     from segnext_jt.data.dataset import RawSample, read_image_bgr
     from segnext_jt.evaluation.evaluator import Evaluator
@@ -48,7 +52,7 @@ def _run(args) -> int:
     palette = declared_palette(cfg.data, n_cls)  # the dataset's colours; generated for custom without data.palette
     samples = [RawSample(read_image_bgr(path), None, path) for path in args.images]  # before the model
     model = build_segmentor(cfg)
-    load_checkpoint(model, args.checkpoint, strict=True, logger=lambda *a: None)
+    load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None)
     model.eval()
     model.set_nmf_seed(cfg.eval.seed)
     evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, n_cls)

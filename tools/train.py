@@ -65,8 +65,8 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         return 2
     from segnext_jt.data.ade20k import DataError
     from segnext_jt.data.sampling import SampleLoadError
-    from segnext_jt.io.errors import CheckpointError
-    from segnext_jt.cli import UsageError, check_work_dir
+    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    from segnext_jt.cli import UsageError, check_work_dir, one_line
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     try:
         check_work_dir(work_dir)
@@ -79,11 +79,11 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)
         result = trainer.train()
-    except ConfigError as exc:  # found once the data is read, e.g. a classes.txt of another length
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, CheckpointNotFoundError) as exc:  # e.g. a classes.txt of another length; weights
+        print(f"error: {one_line(exc)}", file=sys.stderr)   # not found or not downloadable (nothing written)
         return 2
     except (DataError, SampleLoadError, CheckpointError, *train_errors, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     if result.summary:
         from segnext_jt.io.files import dumps_strict

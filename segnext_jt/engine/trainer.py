@@ -39,7 +39,7 @@ from ..evaluation.run import majority_baseline, run_evaluation
 from ..io import load_checkpoint
 from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
-from .. import rng
+from .. import hub, rng
 from ..io.files import json_safe, lock_holder, try_lock, unlock, write_json_atomic
 from ..memory import peak_host_mb
 from ..platform_info import env_info_text
@@ -93,6 +93,10 @@ class Trainer:
             raise TrainSetupError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                              f"{self.world_size} MPI processes")
         self.per_rank_batch = cfg.train.batch_size // self.world_size
+        # Before anything is written: a missing file or no network ends here with one line.
+        self.pretrained = (hub.resolve(cfg.model.backbone.pretrained, "model.backbone.pretrained",
+                                       hub.FROM_SCRATCH_HINT, progress=progress and self.rank == 0)
+                           if cfg.model.backbone.pretrained else None)
         os.makedirs(work_dir, exist_ok=True)
         self._lock_fd: Optional[int] = None
         self._acquire_lock()
@@ -133,8 +137,15 @@ class Trainer:
             for module in self.model.modules():
                 if isinstance(module, BatchNorm2d):
                     module.sync = True
-        if cfg.model.backbone.pretrained:
-            load_checkpoint(self.model, cfg.model.backbone.pretrained, strict=False, logger=self._log)
+        self._pretrained_meta = None
+        if self.pretrained is not None:  # every backbone key must match; head.* (ImageNet classifier) is dropped
+            report = load_checkpoint(self.model, self.pretrained.path, logger=None, backbone_strict=True)
+            n, dropped = len(report.matched), len(report.dropped)
+            total = n + len(report.missing) + len(report.mismatched)  # the model's backbone keys
+            self._log(f"backbone initialised from {self.pretrained.describe()}: {n}/{total} keys matched"
+                      + (f", {dropped} ImageNet classifier keys (head.*) dropped" if dropped else ""))
+            self._pretrained_meta = {"spec": self.pretrained.spec, "path": self.pretrained.path,
+                                     "url": self.pretrained.url, "keys_matched": n, "keys_dropped": report.dropped}
         self.model.train()
         self._fix_initial_state()
         opt = cfg.train.optimizer
@@ -217,6 +228,7 @@ class Trainer:
                         f"NumPy: {env['numpy']}\nDevice: {env['device']}\nMachine: {platform.machine()}\n"
                         f"MPI world size: {self.world_size}\n{env_info_text()}",
             "seed": self.seed,
+            "pretrained": self._pretrained_meta,
             "exp_name": os.path.basename(self.cfg.source or self.cfg.name),
             "mmseg_version": f"segnext_jt {__version__}",
             "config": self.cfg.to_yaml(),

@@ -372,12 +372,15 @@ def load_checkpoint(
     path: "str | os.PathLike[str]",
     strict: bool = True,
     logger: Optional[Callable[[str], Any]] = print,
+    backbone_strict: bool = False,
 ) -> LoadReport:
     """Load any supported checkpoint into `model` (duck-typed, see module docstring).
 
-    * Backbone-pretrain files go into the `backbone.*` keys only, always non-strict (mmseg
+    * Backbone-pretrain files go into the `backbone.*` keys only, non-strict by default (mmseg
       `init_cfg=Pretrained`): missing/unexpected/shape-mismatched keys are reported, not raised,
-      unless nothing matches at all.
+      unless nothing matches at all. With `backbone_strict=True` (the trainer's
+      `model.backbone.pretrained`) every backbone key must match; only the ImageNet classifier
+      `head.*`, dropped while reading, may differ, and a whole-model file is refused.
     * Full-model files with `strict=True` raise `CheckpointMismatchError` listing missing,
       unexpected and shape-mismatched keys; with `strict=False` the matching keys are loaded.
     * `num_batches_tracked` entries are skipped (listed in `ignored`) when the model's BN has no such
@@ -388,6 +391,12 @@ def load_checkpoint(
     model_vars = dict(model.state_dict())
     model_shapes = {k: tuple(int(d) for d in v.shape) for k, v in model_vars.items()}
     ckpt: Mapping[str, np.ndarray] = contents.state_dict
+    header = f"checkpoint {contents.path} (source={contents.source}, {contents.container})"
+    if backbone_strict and not contents.backbone_only:
+        raise CheckpointMismatchError(
+            f"{header} holds a whole segmentation model, not backbone weights; model.backbone.pretrained takes "
+            f"ImageNet MSCAN weights (zoo:mscan_t ... zoo:mscan_l); to start from this model's backbone, extract it "
+            f"with tools/convert_checkpoint.py {contents.path} OUT.npz --backbone-only")
 
     if contents.backbone_only:
         if not any(k.startswith("backbone.") for k in model_shapes):
@@ -396,7 +405,7 @@ def load_checkpoint(
             scope = model_shapes
         else:
             scope = {k: s for k, s in model_shapes.items() if k.startswith("backbone.")}
-        effective_strict = False
+        effective_strict = backbone_strict
     else:
         scope = model_shapes
         effective_strict = strict
@@ -412,11 +421,14 @@ def load_checkpoint(
         path=contents.path, source=contents.source, container=contents.container, strict=effective_strict,
         ignored=ignored, renamed=contents.renamed, dropped=contents.dropped, added=contents.added,
     )
-    header = f"checkpoint {contents.path} (source={contents.source}, {contents.container})"
     if effective_strict and not report.ok:
+        if contents.backbone_only:
+            tail = ("only the ImageNet classifier head.* may be left out: are these the MSCAN weights of this "
+                    "model size?")
+        else:
+            tail = _frozen_bases_hint(report) or "pass strict=False to load only the matching keys"
         raise CheckpointMismatchError(
-            f"{header} does not match the model (strict=True):\n{report.describe()}\n"
-            f"  ({_frozen_bases_hint(report) or 'pass strict=False to load only the matching keys'})"
+            f"{header} does not match the model (strict=True):\n{report.describe()}\n  ({tail})"
         )
     if not report.matched:
         raise CheckpointMismatchError(f"{header}: no key matches the model, nothing loaded:\n{report.describe()}")
