@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submit", action="store_true", help="slurm: also run sbatch on the written script")
     p.add_argument("--slurm-args", help='extra #SBATCH lines, e.g. "--partition=gpu --time=72:00:00"')
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--check", action="store_true", help="pre-flight check of one seed's run (data, weights, "
+                                                        "device, a timed step) with time and disk for the sweep; "
+                                                        "writes nothing")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--_one-seed", dest="one_seed", type=int, help=argparse.SUPPRESS)
@@ -370,6 +373,19 @@ def _fetch_pretrained(args) -> None:
         hub.resolve(spec, "model.backbone.pretrained", hub.FROM_SCRATCH_HINT, progress=args.progress)
 
 
+def _preflight(args, runs: int) -> int:
+    """--check: tools/train.py --check for the sweep's config, with the budget of `runs` seeds."""
+    from segnext_jt.config import load_config
+    from segnext_jt.engine.preflight import run_preflight
+    cfg = load_config(args.config, args.cfg_options)
+    for warning in cfg.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    parallel = len(args.gpus) if args.gpus else args.procs
+    report = run_preflight(cfg, args.work_dir, runs=max(runs, 1), parallel=parallel, progress=args.progress)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def _main(args) -> int:
     if args.launcher == "local" or args.one_seed is not None:  # not on a Slurm submit host
         apply_device(args.device)  # exports SEGNEXT_DEVICE to the children; DeviceError -> exit 2
@@ -396,6 +412,8 @@ def _main(args) -> int:
     done = [s for s in args.seeds if s not in todo]
     print(f"[sweep] {args.config}: seeds {args.seeds}, eval seeds {args.eval_seeds or 'same as training'}, "
           f"modes {modes_of(args)}; finished {done or 'none'}; to run {todo or 'none'}", flush=True)
+    if args.check:
+        return _preflight(args, len(todo))
     if args.dry_run:
         for seed in todo:
             print("  " + " ".join(shlex.quote(c) for c in worker_command(args, str(seed))))

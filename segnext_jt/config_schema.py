@@ -462,5 +462,18 @@ class Config:
         out.pop("source", None)
         return out
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, flow_lists: bool = False) -> str:
+        """The config as YAML (what log.json and checkpoints record). flow_lists=True writes lists of
+        plain values on one line, as the config files do (--print-config)."""
+        if not flow_lists:
+            return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.dump(self.to_dict(), Dumper=_FlowListDumper, sort_keys=False, width=120)
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    def represent_list(self, data):
+        flat = all(not isinstance(v, (list, dict)) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_FlowListDumper.add_representer(list, _FlowListDumper.represent_list)

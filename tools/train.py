@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Train SegNeXt: python tools/train.py CONFIG [--work-dir DIR] [--seed S] [--resume [CKPT]]
-[--cfg-options key=value ...] [--sync-bn]. Multi-GPU: mpirun -np N python tools/train.py CONFIG."""
+[--cfg-options key=value ...] [--sync-bn] [--device auto|cpu|cuda]. Multi-GPU: mpirun -np N python
+tools/train.py CONFIG. Before a long run: --check (everything but the training, writes nothing);
+--print-config shows the resolved config (base: chain and overrides applied) and exits."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +25,10 @@ def parse_args(argv=None):
                    help="override config values, e.g. train.max_iters=1000 data.root=/data/ade")
     p.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm across MPI processes")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs still printed)")
+    p.add_argument("--check", action="store_true",
+                   help="pre-flight: config, data, device, weights, one timed training step, time and disk "
+                        "estimates; writes nothing")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     add_device_argument(p)
     return p.parse_args(argv)
 
@@ -58,11 +64,19 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
 
 
 def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
+    from segnext_jt.config_schema import check_seed
     try:
         cfg = load_config(args.config, args.cfg_options)
+        if args.seed is not None:
+            check_seed(args.seed, "--seed")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.print_config:
+        print(cfg.to_yaml(flow_lists=True), end="")
+        return 0
+    for warning in cfg.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     from segnext_jt.data.ade20k import DataError
     from segnext_jt.data.sampling import SampleLoadError
     from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
@@ -75,6 +89,8 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         return 2
     from segnext_jt.cli import print_platform_line
     print_platform_line()
+    if args.check:
+        return _preflight(cfg, work_dir, args)
     try:
         trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                           sync_bn=True if args.sync_bn else None)
@@ -89,6 +105,19 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
         from segnext_jt.io.files import dumps_strict
         print(dumps_strict(result.summary))
     return 0
+
+
+def _preflight(cfg, work_dir: str, args) -> int:
+    """--check: the table, exit 0 when ready, 1 when a check failed."""
+    import jittor as jt
+    from segnext_jt.engine.preflight import run_preflight
+    if args.seed is not None:
+        cfg.train.seed = args.seed
+    world = jt.world_size if jt.in_mpi else 1
+    report = run_preflight(cfg, work_dir, world_size=world, progress=not args.no_progress)
+    if not jt.in_mpi or jt.rank == 0:
+        print(report.table())
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -89,20 +89,25 @@ def check_data(cfg: Config, report: PreflightReport, progress: bool) -> Optional
     return samples
 
 
-def check_weights(cfg: Config, model, report: PreflightReport) -> bool:
-    """The backbone's pretrained weights: resolved (cache or download) and matched key by key."""
+def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -> bool:
+    """The backbone's pretrained weights: resolved (cache, or downloaded as the run would) and
+    matched key by key."""
+    from .. import hub
+    from ..io.errors import CheckpointError
     from .pretrained import init_backbone
     spec = cfg.model.backbone.pretrained
     if not spec:
-        report.add("weights", WARN, "model.backbone.pretrained is null: the backbone trains from scratch "
-                                    "(the released numbers start from ImageNet weights)")
+        on_purpose = not any("trains from scratch" in w for w in cfg.warnings())  # demo, custom data
+        report.add("weights", OK if on_purpose else WARN, "model.backbone.pretrained is null: the backbone "
+                                                           "starts from random weights")
         return True
     try:
-        summary = init_backbone(model, spec, logger=None)
-    except (ValueError, OSError) as exc:
-        report.add("weights", FAIL, str(exc))
+        resolved = hub.resolve(spec, "model.backbone.pretrained", hub.FROM_SCRATCH_HINT, progress=progress)
+        line = init_backbone(model, resolved)["line"]
+    except (ValueError, OSError, CheckpointError) as exc:
+        report.add("weights", FAIL, " ".join(str(exc).split()))
         return False
-    report.add("weights", OK, summary)
+    report.add("weights", OK, line)
     return True
 
 
@@ -112,7 +117,7 @@ def check_step(cfg: Config, model, samples: list, per_process_batch: int, device
     configured batch on CUDA; on the CPU at batch 1 and 2, extrapolated to the configured batch."""
     from .. import runtime  # noqa: F401
     import jittor as jt
-    from ..memory import peak_memory_mb
+    from ..memory import peak_host_mb as peak_memory_mb  # TODO device allocator on CUDA
     from .optim import AdamW, build_param_groups
     opt_cfg = cfg.train.optimizer
     optimizer = AdamW(build_param_groups(model, opt_cfg), opt_cfg.lr, opt_cfg.betas, opt_cfg.eps)
@@ -124,22 +129,20 @@ def check_step(cfg: Config, model, samples: list, per_process_batch: int, device
         img = jt.array(np.stack([p[0] for p in pick]))
         label = jt.array(np.stack([p[1] for p in pick]).astype(np.int32))
         times = []
-        for _ in range(2):  # the first step compiles kernels for these shapes
+        for _ in range(3):  # the first step compiles kernels for these shapes (and creates the moments)
             start = time.perf_counter()
             optimizer.step(model.loss(img, label)["loss"])
             jt.sync_all(True)
             times.append(time.perf_counter() - start)
-        measured[b] = (times[-1], peak_memory_mb(), times[0])
+        measured[b] = (min(times[1:]), peak_memory_mb(), times[0])
     b_hi, b_lo = max(measured), min(measured)
     t_hi, mem_hi, first = measured[b_hi]
     if b_hi == per_process_batch:
         step_s, mem = t_hi, mem_hi
         how = f"measured at batch {b_hi}"
-    else:
-        t_lo, mem_lo, _ = measured[b_lo]
-        slope_t = (t_hi - t_lo) / max(b_hi - b_lo, 1)
-        slope_m = (mem_hi - mem_lo) / max(b_hi - b_lo, 1)
-        step_s = t_hi + slope_t * (per_process_batch - b_hi)
+    else:  # time in proportion to the batch; memory: the batch-1 base plus the measured slope per image
+        slope_m = max(mem_hi - measured[b_lo][1], 0.0) / max(b_hi - b_lo, 1)
+        step_s = t_hi * per_process_batch / b_hi
         mem = mem_hi + slope_m * (per_process_batch - b_hi)
         how = f"extrapolated to batch {per_process_batch} from batches {b_lo} and {b_hi}"
     report.add("training step", OK, f"{step_s:.2f} s/iteration, peak memory {_human(mem * 2**20)} ({how}; "
@@ -162,13 +165,15 @@ def free_bytes(work_dir: str) -> int:
     return shutil.disk_usage(path).free
 
 
-def check_budget(cfg: Config, model, step: Optional[dict], work_dir: str, runs: int,
+def check_budget(cfg: Config, model, step: Optional[dict], work_dir: str, runs: int, parallel: int,
                  report: PreflightReport) -> None:
-    """Wall time of the run(s) and checkpoint disk use against the free space."""
+    """Wall time of the run(s) (`parallel` at a time) and checkpoint disk use against the free space."""
     t = cfg.train
     if step is not None:
-        total = step["step_s"] * t.max_iters * runs
-        report.add("time", OK, f"~{_duration(total)} for {t.max_iters} iterations x {runs} run(s) at "
+        rounds = -(-runs // max(parallel, 1))
+        total = step["step_s"] * t.max_iters * rounds
+        at_once = f", {parallel} at a time" if parallel > 1 and runs > 1 else ""
+        report.add("time", OK, f"~{_duration(total)} for {t.max_iters} iterations x {runs} run(s){at_once} at "
                                f"{step['step_s']:.2f} s/iteration (evaluations every {t.eval_interval} not included)")
     n_ckpt = min(t.max_keep_checkpoints, -(-t.max_iters // t.checkpoint_interval)) + 1  # +1: the atomic temp
     need = checkpoint_bytes(model) * n_ckpt * runs
@@ -179,20 +184,21 @@ def check_budget(cfg: Config, model, step: Optional[dict], work_dir: str, runs: 
                                f"{os.path.abspath(work_dir)}")
 
 
-def run_preflight(cfg: Config, work_dir: str, runs: int = 1, world_size: int = 1, progress: bool = True,
-                  log: Callable[[str], None] = print) -> PreflightReport:
+def run_preflight(cfg: Config, work_dir: str, runs: int = 1, parallel: int = 1, world_size: int = 1,
+                  progress: bool = True) -> PreflightReport:
     """Every check in order; a failed data or weights check skips the training step."""
     from .. import runtime
     from ..models import build_segmentor
     report = PreflightReport()
     report.add("config", OK, f"{cfg.source}: valid ({cfg.name}, {cfg.train.max_iters} iterations, batch "
                              f"{cfg.train.batch_size})")
-    report.add("device", OK, runtime.DEVICE + (f" ({world_size} processes)" if world_size > 1 else ""))
+    from ..platform_info import summary_line
+    report.add("device", OK, summary_line() + (f" ({world_size} processes)" if world_size > 1 else ""))
     samples = check_data(cfg, report, progress)
     model = build_segmentor(cfg)
-    weights_ok = check_weights(cfg, model, report)
+    weights_ok = check_weights(cfg, model, report, progress)
     step = None
     if samples is not None and weights_ok:
         step = check_step(cfg, model, samples, cfg.train.batch_size // world_size, runtime.DEVICE, report)
-    check_budget(cfg, model, step, work_dir, runs, report)
+    check_budget(cfg, model, step, work_dir, runs, parallel, report)
     return report

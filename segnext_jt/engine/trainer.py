@@ -36,7 +36,6 @@ from ..data.loader import TrainLoader
 from ..data.sampling import load_train_sample, sample_indices
 from ..evaluation.metrics import IoUMetric
 from ..evaluation.run import majority_baseline, run_evaluation
-from ..io import load_checkpoint
 from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
 from .. import hub, rng
@@ -47,6 +46,7 @@ from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupErro
                          describe_keys, find_latest_checkpoint, nonfinite_keys, read_train_checkpoint)
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
+from .pretrained import init_backbone
 from .optim import AdamW, build_param_groups, lr_at
 
 # Leftovers of interrupted atomic writes (io.files.atomic_file names them ".<name>.<random>.tmp");
@@ -139,13 +139,8 @@ class Trainer:
                     module.sync = True
         self._pretrained_meta = None
         if self.pretrained is not None:  # every backbone key must match; head.* (ImageNet classifier) is dropped
-            report = load_checkpoint(self.model, self.pretrained.path, logger=None, backbone_strict=True)
-            n, dropped = len(report.matched), len(report.dropped)
-            total = n + len(report.missing) + len(report.mismatched)  # the model's backbone keys
-            self._log(f"backbone initialised from {self.pretrained.describe()}: {n}/{total} keys matched"
-                      + (f", {dropped} ImageNet classifier keys (head.*) dropped" if dropped else ""))
-            self._pretrained_meta = {"spec": self.pretrained.spec, "path": self.pretrained.path,
-                                     "url": self.pretrained.url, "keys_matched": n, "keys_dropped": report.dropped}
+            self._pretrained_meta = init_backbone(self.model, self.pretrained)
+            self._log(self._pretrained_meta.pop("line"))
         self.model.train()
         self._fix_initial_state()
         opt = cfg.train.optimizer
