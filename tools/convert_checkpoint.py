@@ -53,6 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     ensure_file(args.input)
     install_signal_handlers()
     contents = read_checkpoint(args.input)
+    for note in contents.notes:
+        print(f"note: {note}", file=sys.stderr)
 
     state_dict = contents.state_dict
     backbone_only = contents.backbone_only or args.backbone_only

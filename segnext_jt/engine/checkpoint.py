@@ -13,7 +13,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..config_schema import quote
 from ..io import load_npz, save_npz
+from ..io.dtype_policy import NonFiniteCheckpointError, apply_dtype_policy
+from ..io.errors import CheckpointFormatError
 from ..io.native import OPTIMIZER_PREFIX, STATE_DICT_PREFIX
 from .interrupts import critical_section
 
@@ -56,21 +59,85 @@ def checkpoint_arrays(weights: dict, optimizer_state: dict) -> dict:
 
 def read_train_checkpoint(path: str, seed: int) -> tuple[dict, dict, dict]:
     """(weights, optimizer state, meta) of a training checkpoint this project wrote with `seed`;
-    TrainSetupError for anything that cannot be resumed."""
+    TrainSetupError (one line) for anything that cannot be resumed: another kind of file, another
+    seed, arrays refused by the dtype policy (NaN/inf checked after the float32 conversion, so a
+    float64 1e300 cannot pass as finite), or a metadata field of the wrong type or range."""
     arrays, meta = load_npz(path)
     if meta.get("checkpoint_kind") != CHECKPOINT_KIND or "iter" not in meta:
         raise TrainSetupError(f"{path}: not a training checkpoint of this project (no optimizer state); "
                               "use model.backbone.pretrained or tools/eval.py for weights-only files")
-    if int(meta.get("seed", seed)) != seed:
+    _check_meta(path, meta)
+    if meta.get("seed", seed) != seed:
         raise TrainSetupError(f"{path}: checkpoint was trained with seed {meta['seed']}, not {seed}; "
                               "resuming with another seed would not reproduce either run")
-    bad = nonfinite_keys(arrays)
-    if bad:
+    try:
+        arrays, _ = apply_dtype_policy(arrays, path)
+    except NonFiniteCheckpointError:
+        bad = nonfinite_keys(arrays)
         raise TrainSetupError(f"{path}: holds non-finite values ({describe_keys(bad)}), written by a run that "
-                              "diverged; resume from an earlier checkpoint (--resume CKPT) or lower the lr")
+                              "diverged; resume from an earlier checkpoint (--resume CKPT) or lower the lr") from None
+    except CheckpointFormatError as exc:
+        raise TrainSetupError(str(exc)) from None
     weights = {k[len(STATE_DICT_PREFIX):]: v for k, v in arrays.items() if k.startswith(STATE_DICT_PREFIX)}
     optim = {k[len(OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIMIZER_PREFIX)}
     return weights, optim, meta
+
+
+def check_resume_shapes(path: str, weights: dict, optim: dict, model, optimizer) -> None:
+    """The checkpoint's weights and AdamW moments have exactly the model's keys and shapes (a
+    checkpoint of another config, e.g. 11 vs 3 classes, is one line naming the first differences)."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for pg in optimizer.param_groups:
+        for name in pg["names"]:
+            want[f"exp_avg/{name}"] = want[f"exp_avg_sq/{name}"] = tuple(model.state_dict()[name].shape)
+    have = {k: tuple(v.shape) for k, v in weights.items()}
+    have.update({k: tuple(v.shape) for k, v in optim.items()})
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    mismatched = [f"{k} {have[k]} vs model {want[k]}" for k in want if k in have and have[k] != want[k]]
+    problems = [f"{what}: {describe_keys(keys)}" for what, keys in
+                (("shape", mismatched), ("missing", missing), ("unexpected", unexpected)) if keys]
+    if problems:
+        raise TrainSetupError(f"{path}: does not match this config's model ({'; '.join(problems)}); it was written "
+                              "by a run of another config")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 53
+
+
+def _check_meta(path: str, meta: dict) -> None:
+    """Each field the resume uses, by type and range, one line naming the field."""
+    def bad(field: str, expected: str) -> TrainSetupError:
+        return TrainSetupError(f"{path}: metadata field {field!r} is {quote(meta.get(field))}; expected {expected} "
+                               "(a damaged or hand-edited checkpoint)")
+    for name in ("iter", "n_step"):
+        if not _is_count(meta.get(name)):
+            raise bad(name, "a non-negative integer")
+    if "seed" in meta and not (_is_count(meta["seed"]) and meta["seed"] < 2 ** 32):
+        raise bad("seed", "an integer in [0, 2^32)")
+    state = meta.get("rng")
+    if not (isinstance(state, dict) and _rng_state_ok(state)):
+        raise bad("rng", "the Python and NumPy RNG states this project records")
+    window = meta.get("log_window")
+    if window is not None and not (isinstance(window, dict) and all(
+            isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            for v in window.values())):
+        raise bad("log_window", "a mapping of names to lists of numbers")
+
+
+def _rng_state_ok(state: dict) -> bool:
+    """The shape of rng.global_rng_state(): Python's (version, 625 ints, gauss) and NumPy's MT19937."""
+    py, npy = state.get("python"), state.get("numpy")
+    try:
+        ok_py = (len(py) == 3 and isinstance(py[0], int) and len(py[1]) == 625
+                 and all(_is_count(x) or (isinstance(x, int) and 0 <= x < 2 ** 64) for x in py[1]))
+        ok_np = (len(npy) == 5 and npy[0] == "MT19937" and len(npy[1]) == 624
+                 and all(isinstance(x, int) and 0 <= x < 2 ** 32 for x in npy[1]) and _is_count(npy[2])
+                 and npy[2] <= 624 and isinstance(npy[3], int) and isinstance(npy[4], (int, float)))
+    except TypeError:
+        return False
+    return ok_py and ok_np
 
 
 class TrainCheckpoints:

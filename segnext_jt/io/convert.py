@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -30,6 +31,7 @@ import numpy as np
 
 from .errors import CheckpointFormatError, CheckpointMismatchError, ensure_file, names_file
 from .limits import printable, short_repr, to_jsonable
+from .dtype_policy import apply_dtype_policy
 from .native import FROZEN_BASES_KEY, STATE_DICT_PREFIX, is_native_npz, load_npz
 from .torch_pickle import read_jittor_pickle, read_torch_checkpoint, sniff_container
 
@@ -78,6 +80,7 @@ class CheckpointContents:
     added: List[str] = field(default_factory=list)
     stripped_prefix: int = 0  # number of keys that lost a 'module.' prefix
     prefixed: int = 0  # number of pretrain keys that got the 'backbone.' prefix
+    notes: List[str] = field(default_factory=list)  # dtype conversions (io.dtype_policy)
 
 
 def _as_array(key: str, value: Any, path: str) -> np.ndarray:
@@ -193,9 +196,17 @@ def _native_weights(arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return arrays
 
 
+def read_checkpoint(path: "str | os.PathLike[str]", allow_nonfinite: bool = False) -> CheckpointContents:
+    """Read and normalise a checkpoint, keeping a log of renamed / dropped / added keys; every array
+    under the dtype policy (io.dtype_policy: float32, NaN/inf refused unless `allow_nonfinite`)."""
+    contents = _read_normalized(path)
+    state, contents.notes = apply_dtype_policy(contents.state_dict, contents.path, allow_nonfinite)
+    contents.state_dict = OrderedDict(state)
+    return contents
+
+
 @names_file
-def read_checkpoint(path: "str | os.PathLike[str]") -> CheckpointContents:
-    """Read and normalise a checkpoint, keeping a log of renamed / dropped / added keys."""
+def _read_normalized(path: "str | os.PathLike[str]") -> CheckpointContents:
     p = ensure_file(path)
     kind = sniff_container(p)
     if kind == "zip":
@@ -226,9 +237,10 @@ def read_checkpoint(path: "str | os.PathLike[str]") -> CheckpointContents:
     return contents
 
 
-def read_any_checkpoint(path: "str | os.PathLike[str]") -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, Any], str]:
+def read_any_checkpoint(path: "str | os.PathLike[str]", allow_nonfinite: bool = False,
+                        ) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, Any], str]:
     """Return (state_dict with mmseg 1.x keys, JSON-able meta, source) for any supported file."""
-    contents = read_checkpoint(path)
+    contents = read_checkpoint(path, allow_nonfinite)
     return contents.state_dict, contents.meta, contents.source
 
 
@@ -373,6 +385,7 @@ def load_checkpoint(
     strict: bool = True,
     logger: Optional[Callable[[str], Any]] = print,
     backbone_strict: bool = False,
+    allow_nonfinite: bool = False,
 ) -> LoadReport:
     """Load any supported checkpoint into `model` (duck-typed, see module docstring).
 
@@ -387,7 +400,9 @@ def load_checkpoint(
       buffer; floats are cast to the model's dtype.
     """
     log = logger if logger is not None else (lambda _msg: None)
-    contents = read_checkpoint(path)
+    contents = read_checkpoint(path, allow_nonfinite)
+    for note in contents.notes:  # shown even when the caller silences the key report
+        print(f"note: {note}", file=sys.stderr)
     model_vars = dict(model.state_dict())
     model_shapes = {k: tuple(int(d) for d in v.shape) for k, v in model_vars.items()}
     ckpt: Mapping[str, np.ndarray] = contents.state_dict

@@ -353,7 +353,7 @@ def test_legacy_storage_referenced_but_absent(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 def _full_files(tmp_path: Path) -> Dict[str, Tuple[Path, int]]:
     """name -> (file, how many bytes at the end may be cut without losing data)."""
-    weights = {"backbone.norm1.weight": np.arange(64, dtype=np.float32), "n": np.array(3)}
+    weights = {"backbone.norm1.weight": np.arange(64, dtype=np.float32), "backbone.norm1.num_batches_tracked": np.array(3)}
     tensors = {k: tw.tensor(v) for k, v in weights.items()}
     files = {"zip": tmp_path / "full.pth", "legacy": tmp_path / "full_legacy.pth", "pkl": tmp_path / "full.pkl",
              "npz": tmp_path / "full.npz"}
