@@ -27,12 +27,14 @@ AGREEMENT_MIN = 0.9999
 MIOU_TOL = 0.05
 A100_CLASS = ("A100", "A800", "H100", "H800", "H200", "GH200", "B100", "B200", "GB200")
 # Per-step timeouts in seconds. The full check's sum stays below 10 minutes with the GPU probes
-# (two nvidia-smi calls of at most 10 s each), compile on a cold kernel cache included.
+# (two nvidia-smi calls of at most 10 s each), compile on a cold kernel cache included. --quick runs
+# in CI on 2 shared CPU cores, where compiling is the slow part: its caps only stop a hang (measured
+# on such a machine: 160-270 s in all with an empty kernel cache, 33 s warm).
 BUDGETS = {
     "full": {"import": 120, "parity": 90, "train_t": 90, "train_l": 60, "fps_t": 45, "fps_l": 45,
              "msflip": 60, "mpirun": 50},
-    "quick": {"import": 60, "parity": 90, "train_t": 90, "train_l": 0, "fps_t": 60, "fps_l": 90,
-              "msflip": 120, "mpirun": 0},
+    "quick": {"import": 240, "parity": 240, "train_t": 240, "train_l": 0, "fps_t": 240, "fps_l": 240,
+              "msflip": 240, "mpirun": 0},
 }
 
 

@@ -82,7 +82,8 @@ def test_loss_curve_verdict():
 def test_budgets_fit_ten_minutes():
     probes = 2 * 10   # the two nvidia-smi calls' timeouts
     assert sum(v.BUDGETS["full"].values()) + probes < 600
-    assert sum(v.BUDGETS["quick"].values()) + probes < 600
+    assert set(v.BUDGETS["quick"]) == set(v.BUDGETS["full"])
+    assert max(v.BUDGETS["quick"].values()) <= 240   # CI: a hung step is stopped within 4 minutes
 
 
 def test_report_json_and_exit_status(tmp_path, monkeypatch, capsys):
