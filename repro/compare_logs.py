@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from repro.logs import LogParseError, compare_logs, iter_rows, parse_log  # noqa: E402
+from repro.logs import MEMORY_KINDS, LogParseError, compare_logs, iter_rows, parse_log  # noqa: E402
 from segnext_jt.io.files import write_json_atomic  # noqa: E402
 
 
@@ -54,6 +54,7 @@ def render(result: dict[str, Any], max_rows: int = 40) -> str:
                    f"{_fmt(r['mIoU_diff'], '+.2f'):>8}" for r in result["val"])
     else:
         out.append("  no shared evaluation iterations")
+    out.append(_memory_line(a, b))
     out.append("")
     m = result["meta"]
     if not m["config_available"]:
@@ -70,6 +71,18 @@ def render(result: dict[str, Any], max_rows: int = 40) -> str:
     for w in result["warnings"]:
         out.append(f"warning: {w}")
     return "\n".join(out)
+
+
+def _memory_line(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Peak `memory` of each log with what it measures; different kinds are not comparable."""
+    def one(o: dict[str, Any]) -> str:
+        if o.get("peak_memory_mb") is None:
+            return "-"
+        return f"{o['peak_memory_mb']:.0f} MB ({MEMORY_KINDS.get(o['memory_kind'], o['memory_kind'])})"
+    line = f"peak memory: A {one(a)}  B {one(b)}"
+    if a.get("memory_kind") and b.get("memory_kind") and a["memory_kind"] != b["memory_kind"]:
+        line += "  -> different measures, not comparable"
+    return line
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -30,15 +30,21 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from segnext_jt.memory import DEVICE_RESERVED, HOST_RSS
+
 __all__ = [
     "LogParseError", "TrainRecord", "ValRecord", "TrainingLog", "parse_log", "binned_mean",
-    "extract_ham_settings", "compare_logs",
+    "extract_ham_settings", "compare_logs", "MEMORY_KINDS",
 ]
 
 PathLike = Union[str, Path]
 
 _META_KEYS = {"env_info", "seed", "exp_name", "mmseg_version", "config", "CLASSES", "PALETTE",
-              "config_name", "hash"}
+              "config_name", "hash", "memory_kind"}
+# What a train line's `memory` (MB) measures. Our trainer names it in the metadata; mmcv logs
+# torch.cuda.max_memory_allocated (and nothing on the CPU); our logs before the key held host RSS.
+MEMORY_KINDS = {HOST_RSS: "peak host RSS", DEVICE_RESERVED: "peak held by Jittor's CUDA allocator",
+                "device_allocated_mb": "torch.cuda.max_memory_allocated"}
 # Train-line keys with dedicated fields; all other numeric keys go to TrainRecord.extra.
 _TRAIN_FIELDS = {"lr": "lr", "loss": "loss", "decode.loss_ce": "loss_ce",
                  "decode.acc_seg": "acc_seg", "time": "time", "data_time": "data_time",
@@ -101,6 +107,17 @@ class TrainingLog:
         pairs = [(i, v) for i, v in pairs if v is not None]
         return (np.array([p[0] for p in pairs], dtype=np.int64),
                 np.array([p[1] for p in pairs], dtype=np.float64))
+
+    @property
+    def memory_kind(self) -> Optional[str]:
+        """A MEMORY_KINDS key for the train lines' `memory`, None when no line has one."""
+        if not any(r.memory is not None for r in self.train):
+            return None
+        kind = self.meta.get("memory_kind")
+        if isinstance(kind, str) and kind:
+            return kind
+        version = str(self.meta.get("mmseg_version", ""))
+        return HOST_RSS if version.startswith("segnext_jt") else "device_allocated_mb"
 
     @property
     def seed(self) -> Optional[int]:
@@ -459,8 +476,10 @@ def _meta_comparison(a: TrainingLog, b: TrainingLog, max_config_diff_lines: int)
 
 
 def _log_overview(log: TrainingLog) -> dict[str, Any]:
+    memory = [r.memory for r in log.train if r.memory is not None]
     return {"path": log.path, "format": log.format, "seed": log.seed, "n_train": len(log.train),
-            "n_val": len(log.val), "last_iter": log.train[-1].iter if log.train else None}
+            "n_val": len(log.val), "last_iter": log.train[-1].iter if log.train else None,
+            "peak_memory_mb": max(memory) if memory else None, "memory_kind": log.memory_kind}
 
 
 def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,

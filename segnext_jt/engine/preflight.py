@@ -117,7 +117,7 @@ def check_step(cfg: Config, model, samples: list, per_process_batch: int, device
     configured batch on CUDA; on the CPU at batch 1 and 2, extrapolated to the configured batch."""
     from .. import runtime  # noqa: F401
     import jittor as jt
-    from ..memory import peak_host_mb as peak_memory_mb  # TODO device allocator on CUDA
+    from ..memory import memory_mb as peak_memory_mb  # device allocator peak on CUDA, RSS on the CPU
     from .optim import AdamW, build_param_groups
     opt_cfg = cfg.train.optimizer
     optimizer = AdamW(build_param_groups(model, opt_cfg), opt_cfg.lr, opt_cfg.betas, opt_cfg.eps)

@@ -40,8 +40,8 @@ from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
 from .. import hub, rng
 from ..io.files import json_safe, lock_holder, try_lock, unlock, write_json_atomic
-from ..memory import peak_host_mb
 from ..platform_info import env_info_text
+from ..memory import memory_kind, memory_mb
 from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, checkpoint_arrays,
                          describe_keys, find_latest_checkpoint, nonfinite_keys, read_train_checkpoint)
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
@@ -126,8 +126,9 @@ class Trainer:
         self.writer = None
         if self.rank == 0:
             with critical_section():
-                self.writer = JsonLogWriter(self.log_path, self._run_meta(), self.start_iter or None,
-                                            warn=self._log)
+                # memory_kind: what the train lines' `memory` is (device allocator peak or host RSS)
+                meta = dict(self._run_meta(), memory_kind=memory_kind())
+                self.writer = JsonLogWriter(self.log_path, meta, self.start_iter or None, warn=self._log)
 
     def _build_model(self, cfg: Config, sync_bn: bool) -> None:
         """Model (SyncBN when asked, pretrained backbone), its initial state fixed, and AdamW."""
@@ -462,7 +463,7 @@ class Trainer:
     def _write_train_line(self, done: int, lr: float, window: dict, bar) -> None:
         mean = {k: float(np.mean(v)) for k, v in window.items()}
         line = {"mode": "train", "epoch": self._epoch(done), "iter": done, "lr": lr,
-                "memory": int(peak_host_mb()), "data_time": mean["data_time"],
+                "memory": int(memory_mb()), "data_time": mean["data_time"],
                 "decode.loss_ce": mean["decode.loss_ce"], "decode.acc_seg": mean["decode.acc_seg"],
                 "loss": mean["loss"], "time": mean["time"]}
         if self.writer is not None:

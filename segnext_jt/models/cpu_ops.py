@@ -79,18 +79,34 @@ class _MatMul2d(jt.Function):
         return grad_a, grad_b, None, None
 
 
-def _transpose_last(x: jt.Var) -> jt.Var:
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return x.transpose(axes)
+def _bmm_broadcast(a: jt.Var, b: jt.Var, trans_a: bool, trans_b: bool) -> jt.Var:
+    """op(a) @ op(b) as one broadcast-multiply-reduce laid out on the inputs' stored axes, so no
+    transpose is ever a tensor (nn.bmm of a transposed view materialises the transpose and keeps it
+    for the backward). The sum runs over the shared axis M in the same order as nn.bmm's."""
+    with jt.flag_scope(amp_reg=jt.flags.amp_reg | 36):  # as nn.matmul: keep the float32 sum
+        if trans_a and trans_b:  # a (B,M,N), b (B,K,M): not used by the model; index b by (b,m,n,k)
+            shape = [a.shape[0], a.shape[1], a.shape[2], b.shape[1]]
+            return (a.broadcast(shape, [3]) * b.reindex(shape, ["i0", "i3", "i1"])).sum(1)
+        if trans_a:  # a (B,M,N), b (B,M,K) -> (B,M,N,K), sum over M
+            shape = [a.shape[0], a.shape[1], a.shape[2], b.shape[2]]
+            return (a.broadcast(shape, [3]) * b.broadcast(shape, [2])).sum(1)
+        if trans_b:  # a (B,N,M), b (B,K,M) -> (B,N,K,M), sum over M
+            shape = [a.shape[0], a.shape[1], b.shape[1], a.shape[2]]
+            return (a.broadcast(shape, [2]) * b.broadcast(shape, [1])).sum(3)
+        shape = [a.shape[0], a.shape[1], a.shape[2], b.shape[2]]  # (B,N,M,K), sum over M
+        return (a.broadcast(shape, [3]) * b.broadcast(shape, [1])).sum(2)
 
 
 def bmm(a: jt.Var, b: jt.Var, trans_a: bool = False, trans_b: bool = False) -> jt.Var:
-    """Batched op(a) @ op(b) for (B, ., .) inputs (torch.bmm with optional transposes)."""
+    """Batched op(a) @ op(b) for (B, ., .) inputs (torch.bmm with optional transposes). The
+    transposes are flags of the product (sgemm on the CPU, cuBLAS on CUDA), never a copy."""
     if _use_native(a, b) and _have_sgemm():
         outs = [_MatMul2d.apply(a[i], b[i], trans_a, trans_b) for i in range(a.shape[0])]
         return outs[0].unsqueeze(0) if len(outs) == 1 else jt.stack(outs, 0)
-    return nn.bmm(_transpose_last(a) if trans_a else a, _transpose_last(b) if trans_b else b)
+    cublas = getattr(jt.compile_extern, "cublas_ops", None) if jt.flags.use_cuda else None
+    if cublas is not None:  # what nn.bmm calls on CUDA, with the transposes as arguments
+        return cublas.cublas_batched_matmul(a, b, bool(trans_a), bool(trans_b))
+    return _bmm_broadcast(a, b, trans_a, trans_b)
 
 
 class _Conv1x1(jt.Function):

@@ -16,6 +16,7 @@ from helpers import DEMO_CFG, ROOT, TIMING_KEYS
 from segnext_jt import load_config
 from segnext_jt.engine.trainer import Trainer, TrainingDivergedError
 from segnext_jt.io import load_npz
+from segnext_jt.memory import peak_host_mb
 
 
 
@@ -53,9 +54,11 @@ def test_same_seed_bit_identical_different_seed_differs(tmp_path, tiny_train_opt
     lines = [json.loads(x) for x in open(a / "log.json")]
     assert {"env_info", "seed", "config", "CLASSES"} <= set(lines[0]) and lines[0]["seed"] == 0
     assert "Device: cpu\nMachine: " in lines[0]["env_info"] and "\nCPU ISA: " in lines[0]["env_info"]
+    assert lines[0]["memory_kind"] == "host_rss_mb"  # on CUDA: device_reserved_mb (tests/test_memory.py)
     train = next(l for l in lines if l.get("mode") == "train")
     assert list(train) == ["mode", "epoch", "iter", "lr", "memory", "data_time", "decode.loss_ce",
                            "decode.acc_seg", "loss", "time"]
+    assert 50 < train["memory"] <= peak_host_mb() + 1  # this process's RSS in MB, so not above its peak now
     val = next(l for l in lines if l.get("mode") == "val")
     assert val["iter"] == 6 and 0 <= val["mIoU"] <= 1 and "IoU.background" in val and "Acc.nine" in val
 

@@ -3,6 +3,8 @@ gradients, on shapes that exercise their edge cases (row tails shorter than a ve
 paddings of every size, batch 1 and 2, ignored labels)."""
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,37 @@ def test_conv1x1_and_bmm_match_jittor():
                                          q.transpose([0, 2, 1]) if tb else q), [a_, m_])
         for g, r in zip(got, ref):
             _close(g, r)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_jittor_operator_bmm_takes_transpose_flags(trans_a, trans_b):
+    """The path CUDA and SEGNEXT_CPU_KERNELS=jittor take: op(a) @ op(b) from the stored layouts (no
+    transposed copy) gives nn.bmm's values and gradients on explicitly transposed inputs."""
+    a = _var(2, 9, 4) if trans_a else _var(2, 4, 9)
+    b = _var(2, 3, 9) if trans_b else _var(2, 9, 3)
+    before = cpu_ops.native_cpu_kernels()
+    cpu_ops.set_native_cpu_kernels(False)
+    try:
+        got = _grads(lambda p, q: cpu_ops.bmm(p, q, trans_a, trans_b), [a, b])
+    finally:
+        cpu_ops.set_native_cpu_kernels(before)
+    ref = _grads(lambda p, q: nn.bmm(p.transpose([0, 2, 1]) if trans_a else p,
+                                     q.transpose([0, 2, 1]) if trans_b else q), [a, b])
+    assert list(got[0].shape) == [2, 4, 3]
+    for g, r in zip(got, ref):
+        _close(g, r)
+
+
+def test_bmm_on_cuda_passes_the_transposes_to_cublas(monkeypatch):
+    """On CUDA the product is cuBLAS's batched GEMM with its transpose arguments (its gradients use
+    the flags too), fed the untransposed inputs. Simulated: a fake jt whose flags say CUDA."""
+    calls = []
+    cublas = types.SimpleNamespace(cublas_batched_matmul=lambda a, b, ta, tb: calls.append((a, b, ta, tb)) or "c")
+    fake_jt = types.SimpleNamespace(flags=types.SimpleNamespace(use_cuda=1),
+                                    compile_extern=types.SimpleNamespace(cublas_ops=cublas))
+    monkeypatch.setattr(cpu_ops, "jt", fake_jt)
+    a, b = object(), object()
+    assert cpu_ops.bmm(a, b, trans_a=True) == "c" and calls == [(a, b, True, False)]
 
 
 @pytest.mark.parametrize("size", [(5, 7), (64, 96), (16, 16), (3, 40)])

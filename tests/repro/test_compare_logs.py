@@ -47,3 +47,24 @@ def test_compare_logs_out_is_strict_json(tmp_path):
     json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     bad = run_cli(tool_cmd("repro", "compare_logs.py") + [str(log), str(log), "--out", str(tmp_path)])
     one_error_line(bad, "--out", "directory")
+
+
+def test_compare_logs_reports_each_peak_memory_with_its_kind(tmp_path, capsys):
+    def write(name, meta, memories):
+        path = tmp_path / name
+        lines = [meta] + [{"mode": "train", "iter": 10 * (i + 1), "loss": 1.0, "lr": 0.1, "memory": m}
+                          for i, m in enumerate(memories)]
+        path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+        return str(path)
+    ours = write("ours.json", {"seed": 0, "mmseg_version": "segnext_jt 0.5", "memory_kind": "device_reserved_mb"},
+                 [4000, 4100])
+    mmseg = write("mmseg.json", {"seed": 0, "mmseg_version": "0.30.0"}, [43320, 43000])
+    res = compare_logs(parse_log(ours), parse_log(mmseg))
+    assert (res["a"]["peak_memory_mb"], res["a"]["memory_kind"]) == (4100, "device_reserved_mb")
+    assert (res["b"]["peak_memory_mb"], res["b"]["memory_kind"]) == (43320, "device_allocated_mb")
+    assert compare_cli.main([ours, mmseg]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("peak memory"))
+    assert "4100 MB (peak held by Jittor's CUDA allocator)" in line
+    assert "43320 MB (torch.cuda.max_memory_allocated)" in line and "not comparable" in line
+    assert compare_cli.main([ours, ours]) == 0
+    assert "not comparable" not in capsys.readouterr().out

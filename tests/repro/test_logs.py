@@ -83,3 +83,27 @@ def test_ham_settings_from_yaml_and_dict():
 def test_binned_mean():
     x, y = binned_mean([50, 100, 150, 200, 250], [1.0, 2.0, 3.0, 4.0, 5.0], 100)
     assert x.tolist() == [100, 200, 300] and y.tolist() == [1.5, 3.5, 5.0]
+
+
+@pytest.mark.parametrize("meta,kind", [
+    ({"seed": 0, "mmseg_version": "segnext_jt 0.5", "memory_kind": "device_reserved_mb"}, "device_reserved_mb"),
+    ({"seed": 0, "mmseg_version": "segnext_jt 0.5", "memory_kind": "host_rss_mb"}, "host_rss_mb"),
+    ({"seed": 0, "mmseg_version": "segnext_jt 0.4"}, "host_rss_mb"),    # ours before the key: RSS
+    ({"seed": 0, "mmseg_version": "0.30.0"}, "device_allocated_mb"),  # mmcv: max_memory_allocated
+])
+def test_memory_kind_from_the_metadata(tmp_path, meta, kind):
+    path = tmp_path / "log.json"
+    lines = [meta, {"mode": "train", "epoch": 1, "iter": 10, "lr": 0.1, "memory": 1234, "loss": 1.0}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    log = parse_log(path)
+    assert log.meta == meta and log.train[0].memory == 1234 and log.memory_kind == kind
+    assert "memory_kind" not in log.train[0].extra
+    path.write_text("\n".join(json.dumps(x) for x in [meta, {"mode": "train", "iter": 10, "loss": 1.0}]) + "\n")
+    assert parse_log(path).memory_kind is None  # no memory logged (mmcv on the CPU)
+
+
+def test_metadata_line_with_only_memory_kind_is_metadata(tmp_path):
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"memory_kind": "host_rss_mb"}) + "\n")
+    log = parse_log(path)
+    assert log.format == "mmseg0" and log.meta == {"memory_kind": "host_rss_mb"} and log.n_other_lines == 0
