@@ -5,6 +5,7 @@ JSON file is strict JSON. Tiny model on CPU; the signal tests run tools/train.py
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -242,3 +243,61 @@ def test_result_and_log_are_strict_json_when_val_labels_are_all_ignored(tmp_path
     val = [r for r in log_records(work) if r.get("mode") == "val"]
     assert val and val[0]["mIoU"] is None
     assert "mIoU is undefined" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ issue 18, class 5
+@pytest.mark.parametrize("plant", ["symlink", "dangling", "hardlink"])
+def test_planted_lock_is_refused_and_its_target_unchanged(tmp_path, tiny_train_options, plant):
+    """`ln -s victim.txt WD/.lock` made a training run write its pid into victim.txt."""
+    work = tmp_path / "w"
+    work.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    if plant == "symlink":
+        (work / ".lock").symlink_to(victim)
+    elif plant == "dangling":
+        (work / ".lock").symlink_to(tmp_path / "created_through_the_link.txt")
+    else:
+        os.link(victim, work / ".lock")
+    with pytest.raises(WorkDirLockedError) as info:
+        demo_trainer(tmp_path, tiny_train_options, "w")
+    msg = str(info.value)
+    assert "\n" not in msg and str(work / ".lock") in msg and ("symlink" in msg or "hard link" in msg)
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "created_through_the_link.txt").exists()
+    assert not (work / "log.json").exists()
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny_train_options):
+    """--resume on a finished run rewrote train_result.json with final_loss and mIoU null."""
+    opts = tiny_train_options + ["train.max_iters=4", "train.checkpoint_interval=2", "train.log_interval=2",
+                                 "train.eval_interval=4"]
+    work = tmp_path / "w"
+    first = demo_trainer(tmp_path, opts, "w").train()
+    assert first.summary["final_loss"] is not None and first.summary["mIoU"] is not None
+    before = {name: (work / name).read_bytes() for name in ("train_result.json", "log.json")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in work.iterdir() if p.name != ".lock"}
+    for resume in (["--resume"], ["--resume", str(work / "iter_4.npz")]):
+        proc = _run_train_cli(["--work-dir", str(work), *resume, "--cfg-options", *opts])
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out + err
+        assert "already finished at iteration 4" in out + err and "Traceback" not in out + err
+        for name, data in before.items():
+            assert (work / name).read_bytes() == data, f"{name} changed"
+        assert {p.name: p.stat().st_mtime_ns for p in work.iterdir() if p.name != ".lock"} == stamps
+    # the result printed is the recorded one
+    assert f'"final_loss": {json.dumps(first.summary["final_loss"])}' in out
+
+
+def test_planted_lock_cli_is_one_line(tmp_path, tiny_train_options):
+    work = tmp_path / "w"
+    work.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (work / ".lock").symlink_to(victim)
+    proc = _run_train_cli(["--work-dir", str(work), "--cfg-options", *tiny_train_options])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in out + err, out + err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        line for line in err.splitlines() if "symlink" in line]
+    assert victim.read_text() == "precious\n"
