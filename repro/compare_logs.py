@@ -90,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not log.train and not log.val:
                 what = "empty file" if not log.meta and not log.n_other_lines else "metadata only"
                 raise LogParseError(f"{log.path}: no train or val records ({what}); nothing to compare")
-        result = compare_logs(*logs, window=args.window)
+        result = compare_logs(*logs, window=args.window, keep_rows=out is not None)
     except (LogParseError, FileNotFoundError, ValueError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

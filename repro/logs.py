@@ -24,11 +24,15 @@ import difflib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from types import MappingProxyType
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
+
+from segnext_jt.io.limits import short_repr
 
 __all__ = [
     "LogParseError", "TrainRecord", "ValRecord", "TrainingLog", "parse_log", "binned_mean",
@@ -50,7 +54,10 @@ class LogParseError(ValueError):
     """A log file line could not be understood; the message names file and line number."""
 
 
-@dataclass
+_NO_EXTRA: Mapping[str, float] = MappingProxyType({})
+
+
+@dataclass(slots=True)  # slots: a 2-million-line log holds 2 million of them
 class TrainRecord:
     iter: int
     lr: Optional[float] = None
@@ -61,11 +68,11 @@ class TrainRecord:
     data_time: Optional[float] = None
     memory: Optional[float] = None  # MB
     epoch: Optional[int] = None
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: Mapping[str, float] = field(default_factory=lambda: _NO_EXTRA)  # other numeric keys (shared empty mapping when none)
     line: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class ValRecord:
     iter: int  # training iteration this evaluation belongs to
     mIoU: float  # percent
@@ -93,14 +100,21 @@ class TrainingLog:
         """(iters, values) of a train field ('loss', 'lr', ...) or a val metric ('mIoU', ...),
         skipping records where it is missing."""
         if key in ("mIoU", "aAcc", "mAcc"):
-            pairs = [(r.iter, getattr(r, key)) for r in self.val]
+            records: Sequence[Any] = self.val
+
+            def get(r: Any) -> Optional[float]:
+                return getattr(r, key)
         else:
+            records = self.train
             attr = _TRAIN_FIELDS.get(key, key)  # accept mmseg names such as 'decode.loss_ce'
-            pairs = [(r.iter, getattr(r, attr) if attr in _TRAIN_ATTRS else r.extra.get(key))
-                     for r in self.train]
-        pairs = [(i, v) for i, v in pairs if v is not None]
-        return (np.array([p[0] for p in pairs], dtype=np.int64),
-                np.array([p[1] for p in pairs], dtype=np.float64))
+
+            def get(r: Any) -> Optional[float]:
+                return getattr(r, attr) if attr in _TRAIN_ATTRS else r.extra.get(key)
+        n = len(records)  # arrays filled in place: no list of pairs for a log of millions of lines
+        present = np.fromiter((get(r) is not None for r in records), dtype=bool, count=n)
+        iters = np.fromiter((r.iter for r in records), dtype=np.int64, count=n)
+        values = np.fromiter((np.nan if v is None else v for v in map(get, records)), dtype=np.float64, count=n)
+        return iters[present], values[present]
 
     @property
     def seed(self) -> Optional[int]:
@@ -109,39 +123,50 @@ class TrainingLog:
 
 
 # ------------------------------------------------------------------------------------------------
-# parsing
+# parsing (streamed: one line in memory at a time, so a 2-million-line log costs its records only)
 # ------------------------------------------------------------------------------------------------
-def _read_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
+MAX_ITER = 2 ** 53  # iterations are exact in a float below this; larger ones are corrupt lines
+
+
+def _iter_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) for each non-blank line of a regular file, read line by line."""
     if not path.exists():
         raise FileNotFoundError(f"log file not found: {path}")
     if not path.is_file():
         raise LogParseError(f"{path}: not a regular file (a directory?); expected a log.json or "
                             f"scalars.json file")
-    objs: list[tuple[int, dict[str, Any]]] = []
     try:
         with path.open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
-                try:
-                    text = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as exc:
-                    raise LogParseError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
-                                        f"at column {exc.start + 1})") from None
-                if not text:
-                    continue
-                try:
-                    obj = json.loads(text)  # accepts NaN, which mmcv writes for absent classes
-                except json.JSONDecodeError as exc:
-                    raise LogParseError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column "
-                                        f"{exc.colno})") from None
-                except RecursionError:
-                    raise LogParseError(f"{path}:{lineno}: JSON nested too deeply") from None
-                if not isinstance(obj, dict):
-                    raise LogParseError(f"{path}:{lineno}: expected a JSON object, got "
-                                        f"{type(obj).__name__}")
-                objs.append((lineno, obj))
+                obj = _parse_line(path, lineno, raw)
+                if obj is not None:
+                    yield lineno, obj
     except OSError as exc:
         raise LogParseError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return objs
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes) -> Optional[dict[str, Any]]:
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise LogParseError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                            f"at column {exc.start + 1})") from None
+    if not text:
+        return None
+    try:
+        obj = json.loads(text)  # accepts NaN, which mmcv writes for absent classes
+    except json.JSONDecodeError as exc:
+        raise LogParseError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column "
+                            f"{exc.colno})") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise LogParseError(f"{path}:{lineno}: holds an integer with more than "
+                            f"{sys.get_int_max_str_digits()} digits; not a training log line") from None
+    except RecursionError:
+        raise LogParseError(f"{path}:{lineno}: JSON nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise LogParseError(f"{path}:{lineno}: expected a JSON object, got "
+                            f"{type(obj).__name__}")
+    return obj
 
 
 def _num(obj: Mapping[str, Any], key: str, where: str, required: bool = False) -> Optional[float]:
@@ -151,28 +176,24 @@ def _num(obj: Mapping[str, Any], key: str, where: str, required: bool = False) -
         return None
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise LogParseError(f"{where}: key '{key}' should be a number, got {v!r}")
-    return float(v)
+        raise LogParseError(f"{where}: key '{key}' should be a number, got {short_repr(v)}")
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond 1e308
+        raise LogParseError(f"{where}: key '{key}' is a number beyond the float range") from None
 
 
 def _int(obj: Mapping[str, Any], key: str, where: str, required: bool = False) -> Optional[int]:
     v = _num(obj, key, where, required)
     if v is None:
         return None
-    if not math.isfinite(v) or v != int(v):
-        raise LogParseError(f"{where}: key '{key}' should be an integer, got {obj[key]!r}")
+    if not math.isfinite(v) or v != int(v) or not 0 <= v <= MAX_ITER:
+        raise LogParseError(f"{where}: key '{key}' should be an integer in 0..2^53, got {short_repr(obj[key])}")
     return int(v)
 
 
-def _detect_format(objs: list[tuple[int, dict[str, Any]]]) -> str:
-    if not objs:
-        return "mmseg0"
-    if any("mode" in o for _, o in objs):
-        return "mmseg0"
-    first = objs[0][1]
-    if "step" not in first and _META_KEYS & set(first):
-        return "mmseg0"  # metadata only (a run that died before its first log line)
-    return "mmseg1"
+def _is_metadata(obj: Mapping[str, Any]) -> bool:
+    return "step" not in obj and bool(_META_KEYS & set(obj))
 
 
 def _train_record(obj: Mapping[str, Any], where: str, iter_key: str, line: int) -> TrainRecord:
@@ -180,11 +201,11 @@ def _train_record(obj: Mapping[str, Any], where: str, iter_key: str, line: int) 
     for key, attr in _TRAIN_FIELDS.items():
         setattr(rec, attr, _num(obj, key, where))
     rec.epoch = _int(obj, "epoch", where)
-    for key, v in obj.items():
-        if key in _TRAIN_FIELDS or key in ("mode", "epoch", "iter", "step"):
-            continue
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            rec.extra[key] = float(v)
+    extra = {key: _num(obj, key, where) for key, v in obj.items()
+             if key not in _TRAIN_FIELDS and key not in ("mode", "epoch", "iter", "step")
+             and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if extra:  # most lines have none: no empty dict per record
+        rec.extra = extra
     return rec
 
 
@@ -199,7 +220,7 @@ def _val_record(obj: Mapping[str, Any], where: str, iter_key: str, line: int,
     def pct(v: Optional[float]) -> Optional[float]:
         # Fractions carry 5 decimals in mmcv logs, so 6 decimals in percent lose nothing and
         # remove float noise such as 41.50000000000001.
-        return None if v is None else (v if math.isnan(v) else round(v * scale, 6))
+        return None if v is None else (v if not math.isfinite(v) else round(v * scale, 6))
 
     rec = ValRecord(iter=_int(obj, iter_key, where, required=True),  # type: ignore[arg-type]
                     mIoU=pct(miou),  # type: ignore[arg-type]
@@ -225,63 +246,105 @@ def _dedupe(records: list[Any], kind: str, path: Path, warns: list[str]) -> list
     return [by_iter[i] for i in sorted(by_iter)]
 
 
+class _LogReader:
+    """Records of one log, fed line by line. The format is known once a line has a ``mode`` key
+    (mmseg0); until then lines are read as mmseg1 (their error, if any, kept for later), and if no
+    ``mode`` ever comes the log is mmseg1, or mmseg0 metadata only when its first line is metadata."""
+
+    def __init__(self, path: Path, fmt: Optional[str]) -> None:
+        self.path, self.fmt = path, fmt
+        self.count = 0
+        self.first: Optional[dict[str, Any]] = None
+        self.pending: Optional[LogParseError] = None  # an mmseg1 error while the format is open
+        self.meta: dict[str, Any] = {}
+        self.train: list[TrainRecord] = []
+        self.val: list[ValRecord] = []
+        self.n_other = 0
+        self.last_train: Optional[int] = None
+        self.val_last_train: list[Optional[int]] = []  # last train iteration before each val line
+
+    def add(self, lineno: int, obj: dict[str, Any]) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = obj
+        if self.fmt is None and "mode" in obj:  # mmseg0 after all: earlier lines had no mode
+            earlier = self.count - 1
+            self.meta = dict(self.first) if earlier else {}
+            self.train, self.val, self.pending = [], [], None
+            self.n_other, self.fmt = max(earlier - 1, 0), "mmseg0"
+        if self.fmt == "mmseg0":
+            self._add_mmseg0(lineno, obj)
+        elif self.fmt == "mmseg1":
+            self._add_mmseg1(lineno, obj)
+        else:
+            try:
+                self._add_mmseg1(lineno, obj)
+            except LogParseError as exc:
+                self.pending = self.pending or exc
+
+    def _add_mmseg0(self, lineno: int, obj: dict[str, Any]) -> None:
+        where = f"{self.path}:{lineno}"
+        mode = obj.get("mode")
+        if mode is None:
+            if self.count == 1:
+                self.meta = dict(obj)
+            else:
+                self.n_other += 1
+        elif mode == "train":
+            rec = _train_record(obj, where, "iter", lineno)
+            self.train.append(rec)
+            self.last_train = rec.iter
+        elif mode == "val":
+            self.val.append(_val_record(obj, where, "iter", lineno, scale=100.0))
+            self.val_last_train.append(self.last_train)
+        else:
+            raise LogParseError(f"{where}: unknown mode {short_repr(mode)} (expected 'train' or 'val')")
+
+    def _add_mmseg1(self, lineno: int, obj: dict[str, Any]) -> None:
+        where = f"{self.path}:{lineno}"
+        if "mIoU" in obj:
+            self.val.append(_val_record(obj, where, "step", lineno, scale=1.0))
+        elif "loss" in obj or "lr" in obj:
+            self.train.append(_train_record(obj, where, "iter" if "iter" in obj else "step", lineno))
+        else:
+            self.n_other += 1
+
+    def finish(self) -> TrainingLog:
+        if self.fmt is None:
+            if self.first is None or _is_metadata(self.first):  # empty, or metadata only
+                self.fmt, self.meta, self.n_other = "mmseg0", dict(self.first or {}), max(self.count - 1, 0)
+                self.train, self.val = [], []
+            else:
+                if self.pending is not None:
+                    raise self.pending
+                self.fmt = "mmseg1"
+        if self.fmt == "mmseg0" and self.val:
+            raw = {v.raw_iter for v in self.val}
+            eval_count_style = len(self.val) >= 2 and len(raw) == 1 and bool(self.train)
+            for rec, lt in zip(self.val, self.val_last_train):
+                if lt is not None and (eval_count_style or rec.iter < lt):
+                    rec.iter = lt
+        warns: list[str] = []
+        train = _dedupe(self.train, "train", self.path, warns)
+        val = _dedupe(self.val, "val", self.path, warns)
+        return TrainingLog(path=str(self.path), format=self.fmt, meta=self.meta, train=train, val=val,
+                           warnings=warns, n_other_lines=self.n_other)
+
+
 def parse_log(path: PathLike, fmt: Optional[str] = None) -> TrainingLog:
     """Parse an mmseg 0.x ``*.log.json``, an mmseg 1.x ``scalars.json`` or our own log.
 
     ``fmt`` ("mmseg0" / "mmseg1") overrides auto-detection. Blank lines are skipped; any other
-    malformed line raises :class:`LogParseError` naming the file and line number.
+    malformed line raises :class:`LogParseError` naming the file and line number. The file is read
+    line by line; only the records are kept.
     """
-    p = Path(path)
-    objs = _read_objects(p)
-    fmt = fmt or _detect_format(objs)
-    if fmt not in ("mmseg0", "mmseg1"):
+    if fmt not in (None, "mmseg0", "mmseg1"):
         raise ValueError(f"parse_log: unknown format {fmt!r} (use 'mmseg0' or 'mmseg1')")
-    meta: dict[str, Any] = {}
-    train: list[TrainRecord] = []
-    val: list[ValRecord] = []
-    warns: list[str] = []
-    n_other = 0
-    last_train: Optional[int] = None
-    val_last_train: list[Optional[int]] = []  # last train iteration seen before each val line
-
-    for idx, (lineno, obj) in enumerate(objs):
-        where = f"{p}:{lineno}"
-        if fmt == "mmseg0":
-            mode = obj.get("mode")
-            if mode is None:
-                if idx == 0:
-                    meta = dict(obj)
-                else:
-                    n_other += 1
-                continue
-            if mode == "train":
-                rec = _train_record(obj, where, "iter", lineno)
-                train.append(rec)
-                last_train = rec.iter
-            elif mode == "val":
-                val.append(_val_record(obj, where, "iter", lineno, scale=100.0))
-                val_last_train.append(last_train)
-            else:
-                raise LogParseError(f"{where}: unknown mode {mode!r} (expected 'train' or 'val')")
-        else:
-            if "mIoU" in obj:
-                val.append(_val_record(obj, where, "step", lineno, scale=1.0))
-            elif "loss" in obj or "lr" in obj:
-                train.append(_train_record(obj, where, "iter" if "iter" in obj else "step",
-                                           lineno))
-            else:
-                n_other += 1
-
-    if fmt == "mmseg0" and val:
-        raw = {v.raw_iter for v in val}
-        eval_count_style = len(val) >= 2 and len(raw) == 1 and bool(train)
-        for rec, lt in zip(val, val_last_train):
-            if lt is not None and (eval_count_style or rec.iter < lt):
-                rec.iter = lt
-    train = _dedupe(train, "train", p, warns)
-    val = _dedupe(val, "val", p, warns)
-    return TrainingLog(path=str(p), format=fmt, meta=meta, train=train, val=val, warnings=warns,
-                       n_other_lines=n_other)
+    p = Path(path)
+    reader = _LogReader(p, fmt)
+    for lineno, obj in _iter_objects(p):
+        reader.add(lineno, obj)
+    return reader.finish()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -378,17 +441,36 @@ def _diff(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None else a - b
 
 
-def _shared_train_rows(a: TrainingLog, b: TrainingLog) -> list[dict[str, Any]]:
-    """One row per iteration with a train line in both logs."""
-    ta = {r.iter: r for r in a.train}
-    tb = {r.iter: r for r in b.train}
+def _train_columns(log: TrainingLog) -> dict[str, np.ndarray]:
+    """iter, loss, lr, acc_seg of every train record as arrays (NaN where missing)."""
+    n = len(log.train)
+    cols = {"iter": np.fromiter((r.iter for r in log.train), dtype=np.int64, count=n)}
+    for key in ("loss", "lr", "acc_seg"):
+        cols[key] = np.fromiter((np.nan if getattr(r, key) is None else getattr(r, key) for r in log.train),
+                                dtype=np.float64, count=n)
+    return cols
+
+
+def _shared_train_columns(a: TrainingLog, b: TrainingLog) -> dict[str, np.ndarray]:
+    """Per iteration with a train line in both logs: loss/lr/acc_seg of each (arrays, NaN = none)."""
+    ca, cb = _train_columns(a), _train_columns(b)
+    it, ia, ib = np.intersect1d(ca["iter"], cb["iter"], assume_unique=True, return_indices=True)
+    out = {"iter": it}
+    for key in ("loss", "lr", "acc_seg"):
+        out[f"{key}_a"], out[f"{key}_b"] = ca[key][ia], cb[key][ib]
+    return out
+
+
+def _shared_train_rows(shared: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One row per iteration with a train line in both logs (for the JSON output)."""
+    def f(x: float) -> Optional[float]:
+        return None if math.isnan(x) else x
     rows = []
-    for it in sorted(set(ta) & set(tb)):
-        ra, rb = ta[it], tb[it]
-        rows.append({"iter": it, "loss_a": _f(ra.loss), "loss_b": _f(rb.loss),
-                     "loss_diff": _diff(_f(ra.loss), _f(rb.loss)),
-                     "lr_a": _f(ra.lr), "lr_b": _f(rb.lr),
-                     "acc_seg_a": _f(ra.acc_seg), "acc_seg_b": _f(rb.acc_seg)})
+    for i, it in enumerate(shared["iter"].tolist()):
+        la, lb = f(float(shared["loss_a"][i])), f(float(shared["loss_b"][i]))
+        rows.append({"iter": it, "loss_a": la, "loss_b": lb, "loss_diff": _diff(la, lb),
+                     "lr_a": f(float(shared["lr_a"][i])), "lr_b": f(float(shared["lr_b"][i])),
+                     "acc_seg_a": f(float(shared["acc_seg_a"][i])), "acc_seg_b": f(float(shared["acc_seg_b"][i]))})
     return rows
 
 
@@ -414,21 +496,23 @@ def _shared_val_rows(a: TrainingLog, b: TrainingLog) -> list[dict[str, Any]]:
     return rows
 
 
-def _comparison_summary(exact: list[dict[str, Any]], windows: list[dict[str, Any]],
+def _comparison_summary(shared: dict[str, np.ndarray], windows: list[dict[str, Any]],
                         vals: list[dict[str, Any]]) -> dict[str, Any]:
-    loss_d = [r["loss_diff"] for r in exact if r["loss_diff"] is not None]
-    lr_pairs = [(r["lr_a"], r["lr_b"]) for r in exact
-                if r["lr_a"] is not None and r["lr_b"] is not None]
-    lr_abs = [abs(x - y) for x, y in lr_pairs]
-    lr_rel = [abs(x - y) / max(abs(x), abs(y)) for x, y in lr_pairs if max(abs(x), abs(y)) > 0]
+    both = ~np.isnan(shared["loss_a"]) & ~np.isnan(shared["loss_b"])
+    loss_d = shared["loss_a"][both] - shared["loss_b"][both]
+    lr_ok = ~np.isnan(shared["lr_a"]) & ~np.isnan(shared["lr_b"])
+    lr_a, lr_b = shared["lr_a"][lr_ok], shared["lr_b"][lr_ok]
+    lr_abs = np.abs(lr_a - lr_b)
+    scale = np.maximum(np.abs(lr_a), np.abs(lr_b))
+    lr_rel = lr_abs[scale > 0] / scale[scale > 0]
     miou_d = [r["mIoU_diff"] for r in vals if r["mIoU_diff"] is not None]
     return {
-        "n_shared_train_iters": len(exact),
-        "mean_loss_diff": float(np.mean(loss_d)) if loss_d else None,
-        "mean_abs_loss_diff": float(np.mean(np.abs(loss_d))) if loss_d else None,
-        "max_rel_lr_diff": float(max(lr_rel)) if lr_rel else None,
+        "n_shared_train_iters": int(shared["iter"].size),
+        "mean_loss_diff": float(np.mean(loss_d)) if loss_d.size else None,
+        "mean_abs_loss_diff": float(np.mean(np.abs(loss_d))) if loss_d.size else None,
+        "max_rel_lr_diff": float(lr_rel.max()) if lr_rel.size else None,
         # mmcv rounds logged floats to 5 decimals, so an mmseg 0.x lr is only good to 5e-6
-        "max_abs_lr_diff": float(max(lr_abs)) if lr_abs else None,
+        "max_abs_lr_diff": float(lr_abs.max()) if lr_abs.size else None,
         "n_shared_windows": len(windows),
         "n_shared_val_iters": len(vals),
         "mean_mIoU_diff": float(np.mean(miou_d)) if miou_d else None,
@@ -464,7 +548,7 @@ def _log_overview(log: TrainingLog) -> dict[str, Any]:
 
 
 def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
-                 max_config_diff_lines: int = 200) -> dict[str, Any]:
+                 max_config_diff_lines: int = 200, keep_rows: bool = True) -> dict[str, Any]:
     """Align two logs by training iteration (differences are a - b).
 
     * ``loss_exact``: train lines logged at the same iteration (loss, lr, acc_seg);
@@ -473,16 +557,19 @@ def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
     * ``val``: evaluations at the same training iteration (mIoU, aAcc, mAcc in percent);
     * ``meta``: seeds, whether the config texts differ (with a unified diff) and the NMF
       (ham_kwargs) settings of each.
+
+    ``keep_rows=False`` leaves ``loss_exact`` empty (the summary still covers every shared line):
+    one dict per shared line is what costs memory on a log of millions of lines.
     """
-    exact = _shared_train_rows(a, b)
+    shared = _shared_train_columns(a, b)
     windows = _shared_loss_windows(a, b, window)
     vals = _shared_val_rows(a, b)
     return {
         "a": _log_overview(a),
         "b": _log_overview(b),
         "window": window,
-        "summary": _comparison_summary(exact, windows, vals),
-        "loss_exact": exact,
+        "summary": _comparison_summary(shared, windows, vals),
+        "loss_exact": _shared_train_rows(shared) if keep_rows else [],
         "loss_windows": windows,
         "val": vals,
         "meta": _meta_comparison(a, b, max_config_diff_lines),

@@ -301,3 +301,47 @@ def test_planted_lock_cli_is_one_line(tmp_path, tiny_train_options):
     assert [line for line in err.splitlines() if line.strip()] == [
         line for line in err.splitlines() if "symlink" in line]
     assert victim.read_text() == "precious\n"
+
+
+def test_resume_streams_the_log(tmp_path):
+    """--resume on a 3-million-line log.json used 1 GB: the log is rewritten line by line. Python's
+    peak allocation must stay far below the file's size (here ~50 MB, 250k lines)."""
+    import tracemalloc
+    path = tmp_path / "log.json"
+    line = '{"mode": "train", "epoch": 1, "iter": %d, "lr": 6e-05, "memory": 1234, "loss": 0.5, "time": 0.3}\n'
+    with open(path, "w") as f:
+        f.write('{"seed": 0}\n')
+        for start in range(1, 250_001, 10_000):
+            f.write("".join(line % i for i in range(start, start + 10_000)))
+        f.write('{"mode": "tr')  # torn last line
+    size = path.stat().st_size
+    warned = []
+    tracemalloc.start()
+    try:
+        JsonLogWriter(str(path), {"seed": 0}, resume_iter=200_000, warn=warned.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 20, f"peak {peak:,} bytes for a {size:,}-byte log"
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 200_001 and json.loads(lines[-1])["iter"] == 200_000
+    assert warned == [f"warning: {path}: dropped its last line, which is not valid JSON (torn by an "
+                      "interrupted write); continuing"]
+
+
+@pytest.mark.parametrize("content, expected, warns", [
+    ('{"mode": "train", "iter": 1}\n', [{"seed": 0}, {"mode": "train", "iter": 1}], 0),  # metadata lost
+    ("", [{"seed": 0}], 0),
+    ("garbage\n" * 7 + '{"seed": 0}\n', [{"seed": 0}], 1),
+    ('{"seed": 0}\n\n\n{"mode": "val", "iter": 9}\n', [{"seed": 0}], 0),
+])
+def test_resume_log_rewrite_variants(tmp_path, content, expected, warns):
+    path = tmp_path / "log.json"
+    path.write_text(content)
+    warned = []
+    JsonLogWriter(str(path), {"seed": 0}, resume_iter=5, warn=warned.append)
+    assert [json.loads(x) for x in path.read_text().splitlines()] == expected
+    assert len(warned) == warns
+    if warns:
+        assert "line(s) 1, 2, 3, 4, 5 ..." in warned[0]
