@@ -23,7 +23,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,8 +137,12 @@ def _iter_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise LogParseError(f"{path}: not a regular file (a directory?); expected a log.json or "
                             f"scalars.json file")
-    try:
-        with path.open("rb") as fh:
+    try:  # O_NONBLOCK, then fstat: a FIFO swapped in after the check above cannot block us
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LogParseError(f"{path}: not a regular file; expected a log.json or scalars.json file")
+        with os.fdopen(fd, "rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
                 obj = _parse_line(path, lineno, raw)
                 if obj is not None:
@@ -187,9 +193,10 @@ def _int(obj: Mapping[str, Any], key: str, where: str, required: bool = False) -
     v = _num(obj, key, where, required)
     if v is None:
         return None
-    if not math.isfinite(v) or v != int(v) or not 0 <= v <= MAX_ITER:
-        raise LogParseError(f"{where}: key '{key}' should be an integer in 0..2^53, got {short_repr(obj[key])}")
-    return int(v)
+    raw = obj[key]  # compared as given: float(2**53 + 1) would pass as 2**53
+    if not math.isfinite(v) or v != int(v) or not 0 <= (raw if isinstance(raw, int) else v) <= MAX_ITER:
+        raise LogParseError(f"{where}: key '{key}' should be an integer in 0..2^53, got {short_repr(raw)}")
+    return int(raw)
 
 
 def _is_metadata(obj: Mapping[str, Any]) -> bool:

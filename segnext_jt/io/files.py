@@ -163,6 +163,10 @@ def read_json(path: "str | os.PathLike[str]", error: type = ValueError, what: st
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}){hint}") from None
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits() (4300) digits
+        import sys
+        raise error(f"{path}: holds an integer of more than {sys.get_int_max_str_digits()} digits; "
+                    f"not a file this project writes{hint}") from None
     except RecursionError:
         raise error(f"{path}: JSON nested too deeply{hint}") from None
 
