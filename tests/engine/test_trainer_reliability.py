@@ -345,3 +345,26 @@ def test_resume_log_rewrite_variants(tmp_path, content, expected, warns):
     assert len(warned) == warns
     if warns:
         assert "line(s) 1, 2, 3, 4, 5 ..." in warned[0]
+
+
+@pytest.mark.parametrize("case", ["no data.root", "data.root is a file", "no --resume file", "--resume is a dir"])
+def test_missing_paths_exit_2_before_anything_is_written(tmp_path, tiny_train_options, case):
+    """The README promises exit 2 for path errors; a missing data.root or --resume file exited 1."""
+    work = tmp_path / "w"
+    opts, extra = list(tiny_train_options), []
+    if case == "no data.root":
+        opts.append(f"data.root={tmp_path / 'nowhere'}")
+    elif case == "data.root is a file":
+        (tmp_path / "file").write_text("x")
+        opts.append(f"data.root={tmp_path / 'file'}")
+    elif case == "no --resume file":
+        extra = ["--resume", str(tmp_path / "iter_9.npz")]
+    else:
+        extra = ["--resume", str(tmp_path)]
+    proc = _run_train_cli(["--work-dir", str(work), *extra, "--cfg-options", *opts])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out + err, err
+    assert ("data.root" if "data.root" in case else "--resume") in lines[0]
+    assert not work.exists()
