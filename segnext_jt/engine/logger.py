@@ -17,6 +17,7 @@ import sys
 from typing import Any, Callable, Optional
 
 from ..io.files import atomic_file, dumps_strict, write_text_atomic
+from ..io.limits import short_repr
 
 
 def round_floats(value: Any) -> Any:
@@ -32,6 +33,19 @@ def round_floats(value: Any) -> Any:
     tolist = getattr(value, "tolist", None)  # numpy scalar or array
     if callable(tolist):
         return round_floats(tolist())
+    return value
+
+
+def _line_iter(record: dict, path: str, line: int) -> int:
+    """The `iter` of a train/val line, or a one-line TrainSetupError naming the line ("x", 1e400,
+    a list or a negative number there would otherwise end in a traceback)."""
+    value = record.get("iter", 0) or 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        from .checkpoint import TrainSetupError
+        raise TrainSetupError(f"{path}: line {line}: 'iter' is {short_repr(value)}, not an iteration number; "
+                              "fix or delete that line to resume")
     return value
 
 
@@ -72,7 +86,7 @@ class JsonLogWriter:
                     if len(torn) < 6:
                         torn.append(n)
                     continue
-                if "mode" in record and int(record.get("iter", 0) or 0) > iteration:
+                if "mode" in record and _line_iter(record, self.path, n) > iteration:
                     continue
                 if not wrote_any and meta is not None and "mode" in record:
                     out.write(dumps_strict(meta) + "\n")  # the metadata line itself was lost

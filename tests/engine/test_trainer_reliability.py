@@ -368,3 +368,16 @@ def test_missing_paths_exit_2_before_anything_is_written(tmp_path, tiny_train_op
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out + err, err
     assert ("data.root" if "data.root" in case else "--resume") in lines[0]
     assert not work.exists()
+
+
+@pytest.mark.parametrize("bad", ['"x"', "1e400", "[3]", "-4", "2.5", '{"a": 1}'])
+def test_resume_log_line_with_a_bad_iter_is_one_line(tmp_path, bad):
+    path = tmp_path / "log.json"
+    before = '{"seed": 0}\n{"mode": "train", "iter": 2}\n{"mode": "train", "iter": %s}\n' % bad
+    path.write_text(before)
+    with pytest.raises(TrainSetupError) as info:
+        JsonLogWriter(str(path), {"seed": 0}, resume_iter=5)
+    msg = str(info.value)
+    assert "\n" not in msg and f"{path}: line 3: 'iter'" in msg
+    assert path.read_text() == before  # nothing rewritten
+    assert not [p for p in tmp_path.iterdir() if p.name != "log.json"]  # no temporary left
