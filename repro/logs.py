@@ -25,7 +25,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -157,17 +157,23 @@ def _shared_train_columns(a: TrainingLog, b: TrainingLog) -> dict[str, np.ndarra
     return out
 
 
-def _shared_train_rows(shared: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """One row per iteration with a train line in both logs (for the JSON output)."""
+def _shared_train_rows(shared: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
+    """One row per iteration with a train line in both logs (for the JSON output), made one at a
+    time: a list of them is what costs memory on logs of millions of lines."""
     def f(x: float) -> Optional[float]:
         return None if math.isnan(x) else x
-    rows = []
-    for i, it in enumerate(shared["iter"].tolist()):
-        la, lb = f(float(shared["loss_a"][i])), f(float(shared["loss_b"][i]))
-        rows.append({"iter": it, "loss_a": la, "loss_b": lb, "loss_diff": _diff(la, lb),
-                     "lr_a": f(float(shared["lr_a"][i])), "lr_b": f(float(shared["lr_b"][i])),
-                     "acc_seg_a": f(float(shared["acc_seg_a"][i])), "acc_seg_b": f(float(shared["acc_seg_b"][i]))})
-    return rows
+    for start in range(0, len(shared["iter"]), 65536):  # Python numbers for a chunk at a time
+        columns = {key: values[start:start + 65536].tolist() for key, values in shared.items()}
+        for i, it in enumerate(columns["iter"]):
+            la, lb = f(columns["loss_a"][i]), f(columns["loss_b"][i])
+            yield {"iter": it, "loss_a": la, "loss_b": lb, "loss_diff": _diff(la, lb),
+                   "lr_a": f(columns["lr_a"][i]), "lr_b": f(columns["lr_b"][i]),
+                   "acc_seg_a": f(columns["acc_seg_a"][i]), "acc_seg_b": f(columns["acc_seg_b"][i])}
+
+
+def shared_train_rows(a: TrainingLog, b: TrainingLog) -> Iterator[dict[str, Any]]:
+    """compare_logs' ``loss_exact`` rows, one at a time (for writing them without a list)."""
+    return _shared_train_rows(_shared_train_columns(a, b))
 
 
 def _shared_loss_windows(a: TrainingLog, b: TrainingLog, window: int) -> list[dict[str, Any]]:
@@ -255,7 +261,8 @@ def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
       (ham_kwargs) settings of each.
 
     ``keep_rows=False`` leaves ``loss_exact`` empty (the summary still covers every shared line):
-    one dict per shared line is what costs memory on a log of millions of lines.
+    one dict per shared line is what costs memory on a log of millions of lines; `shared_train_rows`
+    yields them one at a time instead.
     """
     shared = _shared_train_columns(a, b)
     windows = _shared_loss_windows(a, b, window)
@@ -265,7 +272,7 @@ def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
         "b": _log_overview(b),
         "window": window,
         "summary": _comparison_summary(shared, windows, vals),
-        "loss_exact": _shared_train_rows(shared) if keep_rows else [],
+        "loss_exact": list(_shared_train_rows(shared)) if keep_rows else [],
         "loss_windows": windows,
         "val": vals,
         "meta": _meta_comparison(a, b, max_config_diff_lines),

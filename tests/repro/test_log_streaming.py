@@ -93,3 +93,20 @@ def test_parse_and_compare_use_a_fraction_of_the_file_size(tmp_path):
     assert row["iter"] == 42 and row["loss_diff"] == pytest.approx(row["loss_a"] - row["loss_b"])
     iters, loss = logs[0].series("loss")
     assert iters.size == 100_000 and np.isfinite(loss).all()
+
+
+@pytest.mark.parametrize("n_b", [0, 3, 2000])
+def test_out_file_written_row_by_row_equals_the_full_result(tmp_path, n_b):
+    from repro.compare_logs import write_comparison
+    from repro.logs import shared_train_rows
+    from segnext_jt.io.files import json_safe
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    _write_log(a, 1500, 0)
+    _write_log(b, n_b, 1)
+    logs = [parse_log(a), parse_log(b)]
+    full = compare_logs(*logs, window=100)
+    out = tmp_path / "sub" / "cmp.json"
+    write_comparison(out, compare_logs(*logs, window=100, keep_rows=False), shared_train_rows(*logs))
+    saved = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
+    assert saved == json.loads(json.dumps(json_safe(full)))
+    assert len(saved["loss_exact"]) == min(1500, n_b)
