@@ -13,10 +13,11 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
-from repro.logs import MEMORY_KINDS, LogParseError, compare_logs, iter_rows, parse_log  # noqa: E402
-from segnext_jt.io.files import write_json_atomic  # noqa: E402
+from repro.log_parsing import MEMORY_KINDS  # noqa: E402
+from repro.logs import LogParseError, compare_logs, iter_rows, parse_log, shared_train_rows  # noqa: E402
+from segnext_jt.io.files import atomic_file, dumps_strict  # noqa: E402
 
 
 def _fmt(v: Optional[float], spec: str = ".4f") -> str:
@@ -103,14 +104,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not log.train and not log.val:
                 what = "empty file" if not log.meta and not log.n_other_lines else "metadata only"
                 raise LogParseError(f"{log.path}: no train or val records ({what}); nothing to compare")
-        result = compare_logs(*logs, window=args.window)
+        result = compare_logs(*logs, window=args.window, keep_rows=out is not None)
     except (LogParseError, FileNotFoundError, ValueError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(render(result, args.max_rows))
     if out:
-        write_json_atomic(out, result)
+        write_comparison(out, result, shared_train_rows(*logs))
     return 0
+
+
+def write_comparison(path: Path, result: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
+    """`result` as strict JSON with `rows` as its "loss_exact" list, written row by row (atomically):
+    two logs of millions of lines share millions of rows, which need not all be in memory."""
+    head = dumps_strict({k: v for k, v in result.items() if k != "loss_exact"}, indent=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, "w") as f:
+        f.write(head[:-2] + ',\n "loss_exact": [')  # head ends with "\n}"
+        for i, row in enumerate(rows):
+            f.write(("," if i else "") + "\n  " + dumps_strict(row))
+        f.write("\n ]\n}\n")
 
 
 def _check_out(path: str) -> Path:

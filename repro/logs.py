@@ -24,281 +24,18 @@ import difflib
 import json
 import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from segnext_jt.memory import DEVICE_RESERVED, HOST_RSS
+from repro.log_parsing import (MAX_ITER, LogParseError, TrainingLog, TrainRecord, TrainRecords,  # noqa: F401
+                               ValRecord, parse_log)
 
 __all__ = [
     "LogParseError", "TrainRecord", "ValRecord", "TrainingLog", "parse_log", "binned_mean",
-    "extract_ham_settings", "compare_logs", "MEMORY_KINDS",
+    "extract_ham_settings", "compare_logs",
 ]
-
-PathLike = Union[str, Path]
-
-_META_KEYS = {"env_info", "seed", "exp_name", "mmseg_version", "config", "CLASSES", "PALETTE",
-              "config_name", "hash", "memory_kind"}
-# What a train line's `memory` (MB) measures. Our trainer names it in the metadata; mmcv logs
-# torch.cuda.max_memory_allocated (and nothing on the CPU); our logs before the key held host RSS.
-MEMORY_KINDS = {HOST_RSS: "peak host RSS", DEVICE_RESERVED: "peak held by Jittor's CUDA allocator",
-                "device_allocated_mb": "torch.cuda.max_memory_allocated"}
-# Train-line keys with dedicated fields; all other numeric keys go to TrainRecord.extra.
-_TRAIN_FIELDS = {"lr": "lr", "loss": "loss", "decode.loss_ce": "loss_ce",
-                 "decode.acc_seg": "acc_seg", "time": "time", "data_time": "data_time",
-                 "memory": "memory"}
-_TRAIN_ATTRS = set(_TRAIN_FIELDS.values()) | {"epoch"}
-
-
-class LogParseError(ValueError):
-    """A log file line could not be understood; the message names file and line number."""
-
-
-@dataclass
-class TrainRecord:
-    iter: int
-    lr: Optional[float] = None
-    loss: Optional[float] = None
-    loss_ce: Optional[float] = None  # decode.loss_ce
-    acc_seg: Optional[float] = None  # decode.acc_seg, percent in both formats
-    time: Optional[float] = None
-    data_time: Optional[float] = None
-    memory: Optional[float] = None  # MB
-    epoch: Optional[int] = None
-    extra: dict[str, float] = field(default_factory=dict)
-    line: int = 0
-
-
-@dataclass
-class ValRecord:
-    iter: int  # training iteration this evaluation belongs to
-    mIoU: float  # percent
-    aAcc: Optional[float] = None  # percent
-    mAcc: Optional[float] = None  # percent
-    per_class_iou: dict[str, float] = field(default_factory=dict)  # percent, NaN = absent class
-    per_class_acc: dict[str, float] = field(default_factory=dict)
-    raw_iter: Optional[int] = None  # the line's own iter/step value
-    epoch: Optional[int] = None
-    lr: Optional[float] = None
-    line: int = 0
-
-
-@dataclass
-class TrainingLog:
-    path: str
-    format: str  # "mmseg0" or "mmseg1"
-    meta: dict[str, Any]
-    train: list[TrainRecord]
-    val: list[ValRecord]
-    warnings: list[str] = field(default_factory=list)
-    n_other_lines: int = 0  # valid JSON lines that are neither train nor val
-
-    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(iters, values) of a train field ('loss', 'lr', ...) or a val metric ('mIoU', ...),
-        skipping records where it is missing."""
-        if key in ("mIoU", "aAcc", "mAcc"):
-            pairs = [(r.iter, getattr(r, key)) for r in self.val]
-        else:
-            attr = _TRAIN_FIELDS.get(key, key)  # accept mmseg names such as 'decode.loss_ce'
-            pairs = [(r.iter, getattr(r, attr) if attr in _TRAIN_ATTRS else r.extra.get(key))
-                     for r in self.train]
-        pairs = [(i, v) for i, v in pairs if v is not None]
-        return (np.array([p[0] for p in pairs], dtype=np.int64),
-                np.array([p[1] for p in pairs], dtype=np.float64))
-
-    @property
-    def memory_kind(self) -> Optional[str]:
-        """A MEMORY_KINDS key for the train lines' `memory`, None when no line has one."""
-        if not any(r.memory is not None for r in self.train):
-            return None
-        kind = self.meta.get("memory_kind")
-        if isinstance(kind, str) and kind:
-            return kind
-        version = str(self.meta.get("mmseg_version", ""))
-        return HOST_RSS if version.startswith("segnext_jt") else "device_allocated_mb"
-
-    @property
-    def seed(self) -> Optional[int]:
-        s = self.meta.get("seed")
-        return int(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else None
-
-
-# ------------------------------------------------------------------------------------------------
-# parsing
-# ------------------------------------------------------------------------------------------------
-def _read_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if not path.exists():
-        raise FileNotFoundError(f"log file not found: {path}")
-    if not path.is_file():
-        raise LogParseError(f"{path}: not a regular file (a directory?); expected a log.json or "
-                            f"scalars.json file")
-    objs: list[tuple[int, dict[str, Any]]] = []
-    try:
-        with path.open("rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                try:
-                    text = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as exc:
-                    raise LogParseError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
-                                        f"at column {exc.start + 1})") from None
-                if not text:
-                    continue
-                try:
-                    obj = json.loads(text)  # accepts NaN, which mmcv writes for absent classes
-                except json.JSONDecodeError as exc:
-                    raise LogParseError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column "
-                                        f"{exc.colno})") from None
-                except RecursionError:
-                    raise LogParseError(f"{path}:{lineno}: JSON nested too deeply") from None
-                if not isinstance(obj, dict):
-                    raise LogParseError(f"{path}:{lineno}: expected a JSON object, got "
-                                        f"{type(obj).__name__}")
-                objs.append((lineno, obj))
-    except OSError as exc:
-        raise LogParseError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return objs
-
-
-def _num(obj: Mapping[str, Any], key: str, where: str, required: bool = False) -> Optional[float]:
-    if key not in obj or obj[key] is None:
-        if required:
-            raise LogParseError(f"{where}: missing key '{key}'")
-        return None
-    v = obj[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise LogParseError(f"{where}: key '{key}' should be a number, got {v!r}")
-    return float(v)
-
-
-def _int(obj: Mapping[str, Any], key: str, where: str, required: bool = False) -> Optional[int]:
-    v = _num(obj, key, where, required)
-    if v is None:
-        return None
-    if not math.isfinite(v) or v != int(v):
-        raise LogParseError(f"{where}: key '{key}' should be an integer, got {obj[key]!r}")
-    return int(v)
-
-
-def _detect_format(objs: list[tuple[int, dict[str, Any]]]) -> str:
-    if not objs:
-        return "mmseg0"
-    if any("mode" in o for _, o in objs):
-        return "mmseg0"
-    first = objs[0][1]
-    if "step" not in first and _META_KEYS & set(first):
-        return "mmseg0"  # metadata only (a run that died before its first log line)
-    return "mmseg1"
-
-
-def _train_record(obj: Mapping[str, Any], where: str, iter_key: str, line: int) -> TrainRecord:
-    rec = TrainRecord(iter=_int(obj, iter_key, where, required=True), line=line)  # type: ignore
-    for key, attr in _TRAIN_FIELDS.items():
-        setattr(rec, attr, _num(obj, key, where))
-    rec.epoch = _int(obj, "epoch", where)
-    for key, v in obj.items():
-        if key in _TRAIN_FIELDS or key in ("mode", "epoch", "iter", "step"):
-            continue
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            rec.extra[key] = float(v)
-    return rec
-
-
-def _val_record(obj: Mapping[str, Any], where: str, iter_key: str, line: int,
-                scale: float) -> ValRecord:
-    miou = _num(obj, "mIoU", where, required=True)
-    assert miou is not None
-    if scale == 100.0 and miou > 1.0 + 1e-9:
-        raise LogParseError(f"{where}: mIoU {miou} > 1 in an mmseg 0.x log, whose val metrics are "
-                            f"fractions (was it written in percent?)")
-
-    def pct(v: Optional[float]) -> Optional[float]:
-        # Fractions carry 5 decimals in mmcv logs, so 6 decimals in percent lose nothing and
-        # remove float noise such as 41.50000000000001.
-        return None if v is None else (v if math.isnan(v) else round(v * scale, 6))
-
-    rec = ValRecord(iter=_int(obj, iter_key, where, required=True),  # type: ignore[arg-type]
-                    mIoU=pct(miou),  # type: ignore[arg-type]
-                    aAcc=pct(_num(obj, "aAcc", where)), mAcc=pct(_num(obj, "mAcc", where)),
-                    epoch=_int(obj, "epoch", where), lr=_num(obj, "lr", where), line=line)
-    rec.raw_iter = rec.iter
-    for key in obj:
-        for prefix, target in (("IoU.", rec.per_class_iou), ("Acc.", rec.per_class_acc)):
-            if key.startswith(prefix):
-                target[key[len(prefix):]] = pct(_num(obj, key, where))  # type: ignore[assignment]
-    return rec
-
-
-def _dedupe(records: list[Any], kind: str, path: Path, warns: list[str]) -> list[Any]:
-    """Keep the last record per iteration (a resumed run re-logs iterations), sorted by iter."""
-    by_iter: dict[int, Any] = {}
-    dups = 0
-    for r in records:
-        dups += r.iter in by_iter
-        by_iter[r.iter] = r
-    if dups:
-        warns.append(f"{path}: {dups} duplicate {kind} iteration(s); the later line was kept")
-    return [by_iter[i] for i in sorted(by_iter)]
-
-
-def parse_log(path: PathLike, fmt: Optional[str] = None) -> TrainingLog:
-    """Parse an mmseg 0.x ``*.log.json``, an mmseg 1.x ``scalars.json`` or our own log.
-
-    ``fmt`` ("mmseg0" / "mmseg1") overrides auto-detection. Blank lines are skipped; any other
-    malformed line raises :class:`LogParseError` naming the file and line number.
-    """
-    p = Path(path)
-    objs = _read_objects(p)
-    fmt = fmt or _detect_format(objs)
-    if fmt not in ("mmseg0", "mmseg1"):
-        raise ValueError(f"parse_log: unknown format {fmt!r} (use 'mmseg0' or 'mmseg1')")
-    meta: dict[str, Any] = {}
-    train: list[TrainRecord] = []
-    val: list[ValRecord] = []
-    warns: list[str] = []
-    n_other = 0
-    last_train: Optional[int] = None
-    val_last_train: list[Optional[int]] = []  # last train iteration seen before each val line
-
-    for idx, (lineno, obj) in enumerate(objs):
-        where = f"{p}:{lineno}"
-        if fmt == "mmseg0":
-            mode = obj.get("mode")
-            if mode is None:
-                if idx == 0:
-                    meta = dict(obj)
-                else:
-                    n_other += 1
-                continue
-            if mode == "train":
-                rec = _train_record(obj, where, "iter", lineno)
-                train.append(rec)
-                last_train = rec.iter
-            elif mode == "val":
-                val.append(_val_record(obj, where, "iter", lineno, scale=100.0))
-                val_last_train.append(last_train)
-            else:
-                raise LogParseError(f"{where}: unknown mode {mode!r} (expected 'train' or 'val')")
-        else:
-            if "mIoU" in obj:
-                val.append(_val_record(obj, where, "step", lineno, scale=1.0))
-            elif "loss" in obj or "lr" in obj:
-                train.append(_train_record(obj, where, "iter" if "iter" in obj else "step",
-                                           lineno))
-            else:
-                n_other += 1
-
-    if fmt == "mmseg0" and val:
-        raw = {v.raw_iter for v in val}
-        eval_count_style = len(val) >= 2 and len(raw) == 1 and bool(train)
-        for rec, lt in zip(val, val_last_train):
-            if lt is not None and (eval_count_style or rec.iter < lt):
-                rec.iter = lt
-    train = _dedupe(train, "train", p, warns)
-    val = _dedupe(val, "val", p, warns)
-    return TrainingLog(path=str(p), format=fmt, meta=meta, train=train, val=val, warnings=warns,
-                       n_other_lines=n_other)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -395,18 +132,48 @@ def _diff(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None else a - b
 
 
-def _shared_train_rows(a: TrainingLog, b: TrainingLog) -> list[dict[str, Any]]:
-    """One row per iteration with a train line in both logs."""
-    ta = {r.iter: r for r in a.train}
-    tb = {r.iter: r for r in b.train}
-    rows = []
-    for it in sorted(set(ta) & set(tb)):
-        ra, rb = ta[it], tb[it]
-        rows.append({"iter": it, "loss_a": _f(ra.loss), "loss_b": _f(rb.loss),
-                     "loss_diff": _diff(_f(ra.loss), _f(rb.loss)),
-                     "lr_a": _f(ra.lr), "lr_b": _f(rb.lr),
-                     "acc_seg_a": _f(ra.acc_seg), "acc_seg_b": _f(rb.acc_seg)})
-    return rows
+def _train_columns(log: TrainingLog) -> dict[str, np.ndarray]:
+    """iter, loss, lr, acc_seg of every train record as arrays (NaN where missing)."""
+    train = log.train
+    if not isinstance(train, TrainRecords):  # a list built by hand
+        records = TrainRecords()
+        for rec in train:
+            records.append(rec)
+        train = records
+    cols = {"iter": train.iters()}
+    for key in ("loss", "lr", "acc_seg"):
+        present, values = train.field(key)
+        cols[key] = np.where(present, values, np.nan)
+    return cols
+
+
+def _shared_train_columns(a: TrainingLog, b: TrainingLog) -> dict[str, np.ndarray]:
+    """Per iteration with a train line in both logs: loss/lr/acc_seg of each (arrays, NaN = none)."""
+    ca, cb = _train_columns(a), _train_columns(b)
+    it, ia, ib = np.intersect1d(ca["iter"], cb["iter"], assume_unique=True, return_indices=True)
+    out = {"iter": it}
+    for key in ("loss", "lr", "acc_seg"):
+        out[f"{key}_a"], out[f"{key}_b"] = ca[key][ia], cb[key][ib]
+    return out
+
+
+def _shared_train_rows(shared: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
+    """One row per iteration with a train line in both logs (for the JSON output), made one at a
+    time: a list of them is what costs memory on logs of millions of lines."""
+    def f(x: float) -> Optional[float]:
+        return None if math.isnan(x) else x
+    for start in range(0, len(shared["iter"]), 65536):  # Python numbers for a chunk at a time
+        columns = {key: values[start:start + 65536].tolist() for key, values in shared.items()}
+        for i, it in enumerate(columns["iter"]):
+            la, lb = f(columns["loss_a"][i]), f(columns["loss_b"][i])
+            yield {"iter": it, "loss_a": la, "loss_b": lb, "loss_diff": _diff(la, lb),
+                   "lr_a": f(columns["lr_a"][i]), "lr_b": f(columns["lr_b"][i]),
+                   "acc_seg_a": f(columns["acc_seg_a"][i]), "acc_seg_b": f(columns["acc_seg_b"][i])}
+
+
+def shared_train_rows(a: TrainingLog, b: TrainingLog) -> Iterator[dict[str, Any]]:
+    """compare_logs' ``loss_exact`` rows, one at a time (for writing them without a list)."""
+    return _shared_train_rows(_shared_train_columns(a, b))
 
 
 def _shared_loss_windows(a: TrainingLog, b: TrainingLog, window: int) -> list[dict[str, Any]]:
@@ -431,21 +198,23 @@ def _shared_val_rows(a: TrainingLog, b: TrainingLog) -> list[dict[str, Any]]:
     return rows
 
 
-def _comparison_summary(exact: list[dict[str, Any]], windows: list[dict[str, Any]],
+def _comparison_summary(shared: dict[str, np.ndarray], windows: list[dict[str, Any]],
                         vals: list[dict[str, Any]]) -> dict[str, Any]:
-    loss_d = [r["loss_diff"] for r in exact if r["loss_diff"] is not None]
-    lr_pairs = [(r["lr_a"], r["lr_b"]) for r in exact
-                if r["lr_a"] is not None and r["lr_b"] is not None]
-    lr_abs = [abs(x - y) for x, y in lr_pairs]
-    lr_rel = [abs(x - y) / max(abs(x), abs(y)) for x, y in lr_pairs if max(abs(x), abs(y)) > 0]
+    both = ~np.isnan(shared["loss_a"]) & ~np.isnan(shared["loss_b"])
+    loss_d = shared["loss_a"][both] - shared["loss_b"][both]
+    lr_ok = ~np.isnan(shared["lr_a"]) & ~np.isnan(shared["lr_b"])
+    lr_a, lr_b = shared["lr_a"][lr_ok], shared["lr_b"][lr_ok]
+    lr_abs = np.abs(lr_a - lr_b)
+    scale = np.maximum(np.abs(lr_a), np.abs(lr_b))
+    lr_rel = lr_abs[scale > 0] / scale[scale > 0]
     miou_d = [r["mIoU_diff"] for r in vals if r["mIoU_diff"] is not None]
     return {
-        "n_shared_train_iters": len(exact),
-        "mean_loss_diff": float(np.mean(loss_d)) if loss_d else None,
-        "mean_abs_loss_diff": float(np.mean(np.abs(loss_d))) if loss_d else None,
-        "max_rel_lr_diff": float(max(lr_rel)) if lr_rel else None,
+        "n_shared_train_iters": int(shared["iter"].size),
+        "mean_loss_diff": float(np.mean(loss_d)) if loss_d.size else None,
+        "mean_abs_loss_diff": float(np.mean(np.abs(loss_d))) if loss_d.size else None,
+        "max_rel_lr_diff": float(lr_rel.max()) if lr_rel.size else None,
         # mmcv rounds logged floats to 5 decimals, so an mmseg 0.x lr is only good to 5e-6
-        "max_abs_lr_diff": float(max(lr_abs)) if lr_abs else None,
+        "max_abs_lr_diff": float(lr_abs.max()) if lr_abs.size else None,
         "n_shared_windows": len(windows),
         "n_shared_val_iters": len(vals),
         "mean_mIoU_diff": float(np.mean(miou_d)) if miou_d else None,
@@ -476,14 +245,14 @@ def _meta_comparison(a: TrainingLog, b: TrainingLog, max_config_diff_lines: int)
 
 
 def _log_overview(log: TrainingLog) -> dict[str, Any]:
-    memory = [r.memory for r in log.train if r.memory is not None]
+    memory = log.series("memory")[1]
     return {"path": log.path, "format": log.format, "seed": log.seed, "n_train": len(log.train),
             "n_val": len(log.val), "last_iter": log.train[-1].iter if log.train else None,
-            "peak_memory_mb": max(memory) if memory else None, "memory_kind": log.memory_kind}
+            "peak_memory_mb": float(memory.max()) if memory.size else None, "memory_kind": log.memory_kind}
 
 
 def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
-                 max_config_diff_lines: int = 200) -> dict[str, Any]:
+                 max_config_diff_lines: int = 200, keep_rows: bool = True) -> dict[str, Any]:
     """Align two logs by training iteration (differences are a - b).
 
     * ``loss_exact``: train lines logged at the same iteration (loss, lr, acc_seg);
@@ -492,16 +261,20 @@ def compare_logs(a: TrainingLog, b: TrainingLog, window: int = 1000,
     * ``val``: evaluations at the same training iteration (mIoU, aAcc, mAcc in percent);
     * ``meta``: seeds, whether the config texts differ (with a unified diff) and the NMF
       (ham_kwargs) settings of each.
+
+    ``keep_rows=False`` leaves ``loss_exact`` empty (the summary still covers every shared line):
+    one dict per shared line is what costs memory on a log of millions of lines; `shared_train_rows`
+    yields them one at a time instead.
     """
-    exact = _shared_train_rows(a, b)
+    shared = _shared_train_columns(a, b)
     windows = _shared_loss_windows(a, b, window)
     vals = _shared_val_rows(a, b)
     return {
         "a": _log_overview(a),
         "b": _log_overview(b),
         "window": window,
-        "summary": _comparison_summary(exact, windows, vals),
-        "loss_exact": exact,
+        "summary": _comparison_summary(shared, windows, vals),
+        "loss_exact": list(_shared_train_rows(shared)) if keep_rows else [],
         "loss_windows": windows,
         "val": vals,
         "meta": _meta_comparison(a, b, max_config_diff_lines),

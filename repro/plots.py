@@ -12,6 +12,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from segnext_jt.io.files import write_text_atomic
+
 __all__ = ["Series", "StripGroup", "PALETTE", "nice_ticks", "line_plot", "strip_plot",
            "histogram", "write_svg"]
 
@@ -367,6 +369,5 @@ def histogram(values: Sequence[float], title: str, xlabel: str,
 
 def write_svg(path: Union[str, Path], svg: str) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(svg, encoding="utf-8")
+    write_text_atomic(p, svg)  # whole or not at all (an interrupted report leaves no torn SVG)
     return p

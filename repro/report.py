@@ -20,6 +20,7 @@ report_analysis.analyze (pure) -> report_render (Markdown, JSON, figures) -> fil
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from repro.report_render import render  # noqa: E402
 from repro.report_text import MODE_LABEL  # noqa: E402,F401
 from repro.results import (MODES, RESULT_SCHEMA, SELECTION_RULE, EvalEntry,  # noqa: E402,F401
                            RunResult, load_result)
+from segnext_jt.cli import check_output_dir, install_signal_handlers, run_tool  # noqa: E402
 from segnext_jt.config import ConfigError  # noqa: E402
 from segnext_jt.io.files import write_json_atomic, write_text_atomic  # noqa: E402
 
@@ -46,26 +48,38 @@ class Report:
     data: dict[str, Any] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (file name, SVG text)
 
 
 def build_report(sweep: Sweep, out_dir: Path, reference: Reference,
                  official: Optional[TrainingLog] = None, other: Optional[Sweep] = None,
                  label: str = "this sweep", other_label: str = "other sweep",
                  power_options: Optional[power.PowerOptions] = None) -> Report:
-    """Read the sweep's train logs, analyse, render, and write the SVG figures to out_dir."""
+    """Read the sweep's train logs, analyse and render, in memory: `write_report` writes the files
+    (so an interrupted analysis leaves the previous report, or nothing, in out_dir)."""
     data = analyze(sweep, reference, load_train_logs(sweep), official, other, label,
                    other_label, power_options)
     out = render(data)
-    for name, svg in out.figures.items:
-        plots.write_svg(out_dir / name, svg)
-    return Report(md=out.md, data=out.data, plots=out.figures.names, warnings=data.warnings)
+    return Report(md=out.md, data=out.data, plots=out.figures.names, warnings=data.warnings,
+                  figures=list(out.figures.items))
 
 
 def write_report(rep: Report, out: Path) -> None:
+    """report.md, report.json and the SVGs, each atomically, with SIGINT/SIGTERM held back until
+    all are written: an interrupt leaves the previous report or the complete new one, never a mix
+    (the held signal is delivered, and handled, once the files are in place)."""
     # No timestamp: the same inputs give byte-identical outputs (the bootstrap seed is fixed).
     rep.data["generated_by"] = "repro/report.py"
-    write_text_atomic(out / "report.md", "\n".join(rep.md).rstrip() + "\n")
-    write_json_atomic(out / "report.json", rep.data)
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, svg in rep.figures:
+            write_text_atomic(out / name, svg)
+        write_json_atomic(out / "report.json", rep.data)
+        write_text_atomic(out / "report.md", "\n".join(rep.md).rstrip() + "\n")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,24 +168,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         power_options = _power_options(args)
     except ValueError as exc:
         ap.error(str(exc))
+    install_signal_handlers()  # SIGINT/SIGTERM: one line, exit 130/143, no partial report
+    return run_tool(lambda: _run(args, power_options),
+                    usage_errors=(ReportInputError, LogParseError, ConfigError, FileNotFoundError),
+                    interrupted_message="no report written (a previous one is left as it was)")
 
+
+def _run(args: argparse.Namespace, power_options: power.PowerOptions) -> int:
     root = Path(args.dir)
-    out = Path(args.out) if args.out else root
-    try:
-        sweep = load_sweep(root)
-        other = load_sweep(Path(args.compare)) if args.compare else None
-        official = parse_log(args.official) if args.official else None
-        reference = resolve_reference(sweep, args.reference, args.reference_range,
-                                      args.reference_msflip, args.reference_from)
-        out.mkdir(parents=True, exist_ok=True)
-        rep = build_report(sweep, out, reference, official, other,
-                           label=args.label or root.resolve().name,
-                           other_label=args.compare_label or
-                           (Path(args.compare).resolve().name if args.compare else "other"),
-                           power_options=power_options)
-    except (ReportInputError, LogParseError, ConfigError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = Path(check_output_dir(args.out, "--out")) if args.out else root
+    sweep = load_sweep(root)
+    other = load_sweep(Path(args.compare)) if args.compare else None
+    official = parse_log(args.official) if args.official else None
+    reference = resolve_reference(sweep, args.reference, args.reference_range,
+                                  args.reference_msflip, args.reference_from)
+    rep = build_report(sweep, out, reference, official, other,
+                       label=args.label or root.resolve().name,
+                       other_label=args.compare_label or
+                       (Path(args.compare).resolve().name if args.compare else "other"),
+                       power_options=power_options)
     write_report(rep, out)
     print(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(rep.plots)} plot(s)")
     for w in rep.warnings:

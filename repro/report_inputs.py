@@ -10,13 +10,16 @@ the training logs they name. Strict about content, tolerant of unfinished seeds.
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from repro.logs import LogParseError, TrainingLog, parse_log
 from repro.results import ResultError, RunResult, load_result, read_json_file
+from segnext_jt.io.limits import printable
 
 ReportInputError = ResultError  # the report's name for it: any input problem, one line
 
@@ -99,18 +102,38 @@ class TrainLogs:
     warnings: list[str] = field(default_factory=list)
 
 
-def resolve_log(run: RunResult, root: Path) -> Optional[Path]:
-    """A run's train_log: absolute, or relative to the seed directory, then to the sweep DIR."""
+# A training log is ~200 bytes a line: the released 160k-iteration recipe logs ~4,000 lines (1 MB);
+# 512 MiB is ~2.5 million lines. A larger file named as a train_log is not one.
+MAX_TRAIN_LOG_BYTES = 512 << 20
+
+
+def resolve_log(run: RunResult, root: Path) -> tuple[Optional[Path], str]:
+    """(path, "") of a run's train_log, or (None, why not). It is absolute, or relative to the seed
+    directory, then to the sweep DIR, and must be a regular file of at most MAX_TRAIN_LOG_BYTES
+    inside the sweep DIR once symlinks are resolved: a result.json cannot make the report read
+    /etc/passwd, /dev/zero or a FIFO (which would block it forever)."""
     if not run.train_log:
-        return None
+        return None, "no train_log"
     p = Path(run.train_log)
-    if p.is_absolute():
-        return p if p.is_file() else None
-    bases = ([run.path.parent] if run.path is not None else []) + [root]
+    bases = [Path("/")] if p.is_absolute() else ([run.path.parent] if run.path is not None else []) + [root]
+    top = os.path.realpath(root)
     for base in bases:
-        if (base / p).is_file():
-            return base / p
-    return None
+        candidate = base / p
+        real = os.path.realpath(candidate)
+        if not os.path.lexists(candidate):
+            continue
+        if os.path.commonpath([top, real]) != top:
+            return None, f"is outside the sweep directory {root} ({printable(real)}); not read"
+        try:
+            info = os.stat(real)
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror})"
+        if not stat.S_ISREG(info.st_mode):
+            return None, "is not a regular file (a FIFO, device or directory); not read"
+        if info.st_size > MAX_TRAIN_LOG_BYTES:
+            return None, f"is {info.st_size:,} bytes, more than the {MAX_TRAIN_LOG_BYTES:,} a training log may have; not read"
+        return Path(real), ""
+    return None, "not found"
 
 
 def load_train_logs(sweep: Sweep) -> TrainLogs:
@@ -118,9 +141,9 @@ def load_train_logs(sweep: Sweep) -> TrainLogs:
     for seed, run in sweep.runs.items():
         if not run.train_log:
             continue
-        path = resolve_log(run, sweep.root)
+        path, problem = resolve_log(run, sweep.root)
         if path is None:
-            out.warnings.append(f"seed {seed}: train_log '{run.train_log}' not found")
+            out.warnings.append(f"seed {seed}: train_log '{printable(run.train_log)}' {problem}")
             continue
         try:
             log = parse_log(path)

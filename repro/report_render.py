@@ -10,7 +10,7 @@ from typing import Any, Callable
 from repro import report_plots, stats
 from repro.report_analysis import LOSS_FROM_LOG, ReportData
 from repro.report_power import render_power
-from repro.report_text import MODE_LABEL, Figures, fmt
+from repro.report_text import MODE_LABEL, Figures, fmt, md_code, md_text
 from repro.results import MODES, SELECTION_RULE
 
 SPREAD_INTRO = (
@@ -116,19 +116,19 @@ def position_lines(name: str, pos: stats.ReferencePosition) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 def render_header(d: ReportData, figs: Figures) -> list[str]:
     plan, ref = d.plan or {}, d.reference
-    md = ["# SegNeXt seed-sweep report", "", f"* sweep directory: `{d.sweep_dir}`"]
+    md = ["# SegNeXt seed-sweep report", "", f"* sweep directory: {md_code(d.sweep_dir)}"]
     if plan.get("config"):
-        md.append(f"* config: `{plan['config']}`")
+        md.append(f"* config: {md_code(plan['config'])}")
     if plan.get("created"):
-        md.append(f"* sweep created: {plan['created']}")
+        md.append(f"* sweep created: {md_text(plan['created'])}")
     if ref.ss is None and ref.msflip is None:
-        md.append(f"* reference: none ({ref.source})")
+        md.append(f"* reference: none ({md_text(ref.source)})")
     else:
         md.append(f"* reference: ss {fmt(ref.ss)}"
                   + (f", reported seed range {ref.ss_range[0]:.2f}–{ref.ss_range[1]:.2f}"
                      if ref.ss_range else "")
                   + (f", ms+flip {ref.msflip:.2f}" if ref.msflip is not None else "")
-                  + f" ({ref.source})")
+                  + f" ({md_text(ref.source)})")
     return md + [f"* {SELECTION_RULE}", ""]
 
 
@@ -140,7 +140,7 @@ def render_runs(d: ReportData, figs: Figures) -> list[str]:
           f"* **missing** (planned or started, no result.json yet): {r.missing or 'none'}",
           f"* finished but not evaluated: {r.not_evaluated or 'none'}"]
     if r.checkpoint_eval is not None:
-        md.append(f"* checkpoint-only evaluation present: `{r.checkpoint_eval}`")
+        md.append(f"* checkpoint-only evaluation present: {md_code(r.checkpoint_eval)}")
     return md + [""]
 
 
@@ -232,7 +232,7 @@ def render_checkpoint_eval(d: ReportData, figs: Figures) -> list[str]:
     if ck is None:
         return []
     md = ["## Evaluation-only spread (one checkpoint, several eval seeds)", "", CHECKPOINT_INTRO,
-          "", f"checkpoint: `{ck.checkpoint}`", ""]
+          "", f"checkpoint: {md_code(ck.checkpoint)}", ""]
     if not ck.modes:
         return md + ["No evaluations recorded yet.", ""]
     text: list[str] = []
@@ -276,7 +276,7 @@ def render_comparison(d: ReportData, figs: Figures) -> list[str]:
     c = d.comparison
     if c is None:
         return []
-    md = [f"## Paired comparison: {c.label} − {c.other_label}", "", COMPARISON_INTRO, "",
+    md = [f"## Paired comparison: {md_text(c.label)} − {md_text(c.other_label)}", "", COMPARISON_INTRO, "",
           "| mode | common seeds | mean Δ | SD Δ | 95% CI (t) | 95% CI (bootstrap) | "
           "paired t p | Wilcoxon p |",
           "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
@@ -291,8 +291,8 @@ def render_comparison(d: ReportData, figs: Figures) -> list[str]:
                   f"| {fmt(pc.p_wilcoxon, '.3g')} |")
         notes += [f"{name}: {n}" for n in pc.notes]
         if pc.only_in_a or pc.only_in_b:
-            notes.append(f"{name}: seeds only in {c.label}: {pc.only_in_a}; only in "
-                         f"{c.other_label}: {pc.only_in_b}")
+            notes.append(f"{name}: seeds only in {md_text(c.label)}: {pc.only_in_a}; only in "
+                         f"{md_text(c.other_label)}: {pc.only_in_b}")
         if pc.n:
             svg = report_plots.compare_strip(mode, pc, c.label, c.other_label, d.reference)
             images.append(figs.image(f"comparison ({name})", f"compare_{mode}.svg", svg))
@@ -306,7 +306,7 @@ def render_per_class(d: ReportData, figs: Figures) -> list[str]:
           "Classes whose IoU varies most between training seeds (SD over seeds); rare classes "
           "usually dominate the seed spread of mIoU.", "",
           "| class | mean IoU | SD over seeds |", "| :--- | ---: | ---: |"]
-    md += [f"| {c['class_index']}" + (f" {c['class']}" if c.get("class") is not None else "")
+    md += [f"| {c['class_index']}" + (f" {md_text(c['class'])}" if c.get("class") is not None else "")
            + f" | {c['mean']:.2f} | {c['sd']:.2f} |" for c in d.per_class_sd]
     return md + [""]
 
@@ -314,4 +314,4 @@ def render_per_class(d: ReportData, figs: Figures) -> list[str]:
 def render_warnings(d: ReportData, figs: Figures) -> list[str]:
     if not d.warnings:
         return []
-    return ["## Warnings", ""] + [f"* {w}" for w in d.warnings] + [""]
+    return ["## Warnings", ""] + [f"* {md_text(w, 2000)}" for w in d.warnings] + [""]

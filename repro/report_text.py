@@ -2,7 +2,9 @@
 figures a rendering produces (written to files only by repro/report.py)."""
 from __future__ import annotations
 
+import html
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,33 @@ def fmt(v: Any, spec: str = ".2f") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     return format(v, spec)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline syntax; values never start a line
+_MD_TEXT_LIMIT = 300
+
+
+def md_text(value: Any, limit: int = _MD_TEXT_LIMIT) -> str:
+    """A value from an input file (a class name, a path, a label, a warning) as literal Markdown
+    text, safe in a table cell: HTML is escaped (`<script>`, `<!--` render as text), Markdown
+    punctuation is backslash-escaped (`a|b` stays one cell, `*x*` is not emphasis), line breaks
+    become spaces and very long values are shortened."""
+    text = " ".join(str(value).splitlines())
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text):,} characters)"
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def md_code(value: Any, limit: int = _MD_TEXT_LIMIT) -> str:
+    """A path or name as an inline code span that no backtick in it can end early (CommonMark:
+    the fence is one backtick longer than the longest run inside). HTML is not interpreted in
+    code spans; a `|` would still split a table cell, so use md_text in tables."""
+    text = " ".join(str(value).splitlines())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def fmt_cost(v: float) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from segnext_jt.io.files import read_json
+from segnext_jt.io.limits import short_repr
 
 MODES = ("ss", "msflip")
 SELECTION_RULE = ("For each training seed and mode the table uses the evaluation whose eval_seed "
@@ -48,7 +49,13 @@ class ResultError(ValueError):
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite number that converts to a float (an int beyond 1e308 does not)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _is_int(v: Any) -> bool:
@@ -61,7 +68,7 @@ def _opt_num(obj: dict[str, Any], key: str, where: str, error: type = ResultErro
     if v is None:
         return None
     if not _is_num(v):
-        raise error(f"{where}: '{key}' must be a finite number or null, got {v!r}")
+        raise error(f"{where}: '{key}' must be a finite number or null, got {short_repr(v)}")
     return float(v)
 
 
@@ -75,7 +82,7 @@ def _opt_pct(obj: dict[str, Any], key: str, where: str, error: type) -> Optional
 def _opt_str(obj: dict[str, Any], key: str, where: str) -> Optional[str]:
     v = obj.get(key)
     if v is not None and not isinstance(v, str):
-        raise ResultError(f"{where}: '{key}' must be a string or null, got {v!r}")
+        raise ResultError(f"{where}: '{key}' must be a string or null, got {short_repr(v)}")
     return v
 
 
@@ -108,13 +115,13 @@ class EvalEntry:
             raise error(f"{where}: expected an object")
         es = obj.get("eval_seed")
         if not _is_int(es):
-            raise error(f"{where}: 'eval_seed' must be an int, got {es!r}")
+            raise error(f"{where}: 'eval_seed' must be an int, got {short_repr(es)}")
         mode = obj.get("mode")
         if mode not in MODES:
-            raise error(f"{where}: 'mode' must be one of {MODES}, got {mode!r}")
+            raise error(f"{where}: 'mode' must be one of {MODES}, got {short_repr(mode)}")
         miou = obj.get("mIoU")
         if not _is_num(miou) or not 0.0 <= miou <= 100.0:
-            raise error(f"{where}: 'mIoU' must be a percentage in [0, 100], got {miou!r}")
+            raise error(f"{where}: 'mIoU' must be a percentage in [0, 100], got {short_repr(miou)}")
         a_acc, m_acc = _opt_pct(obj, "aAcc", where, error), _opt_pct(obj, "mAcc", where, error)
         pci = obj.get("per_class_iou")
         if pci is not None:
@@ -126,10 +133,10 @@ class EvalEntry:
             raise error(f"{where}: 'seconds' must be >= 0, got {secs}")
         n_img = obj.get("num_images")
         if n_img is not None and (not _is_int(n_img) or n_img < 0):
-            raise error(f"{where}: 'num_images' must be an int >= 0 or null, got {n_img!r}")
+            raise error(f"{where}: 'num_images' must be an int >= 0 or null, got {short_repr(n_img)}")
         draws = obj.get("nmf_draws", 1)
         if not _is_int(draws) or draws < 1:
-            raise error(f"{where}: 'nmf_draws' must be an int >= 1, got {draws!r}")
+            raise error(f"{where}: 'nmf_draws' must be an int >= 1, got {short_repr(draws)}")
         names = obj.get("class_names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
                                   or pci is None or len(names) != len(pci)):
@@ -199,7 +206,7 @@ class RunResult:
         if opts is not None and (not isinstance(opts, list)
                                  or not all(isinstance(o, str) for o in opts)):
             raise ResultError(f"{path}: 'cfg_options' must be a list of strings or null, got "
-                              f"{opts!r}")
+                              f"{short_repr(opts)}")
         where = str(path)
         return cls(seed=seed, config=_opt_str(obj, "config", where),
                    checkpoint=_opt_str(obj, "checkpoint", where),
@@ -218,9 +225,9 @@ def _check_seed(obj: dict[str, Any], path: Path, expect_seed: Optional[int],
             raise ResultError(f"{path}: 'seed' is null; only checkpoint_eval/result.json may "
                               f"have a null seed")
     elif not _is_int(seed):
-        raise ResultError(f"{path}: 'seed' must be an int, got {seed!r}")
+        raise ResultError(f"{path}: 'seed' must be an int, got {short_repr(seed)}")
     elif expect_seed is not None and seed != expect_seed:
-        raise ResultError(f"{path}: 'seed' is {seed} but the directory says {expect_seed}")
+        raise ResultError(f"{path}: 'seed' is {short_repr(seed)} but the directory says {expect_seed}")
     elif expect_seed is None and allow_null_seed:
         raise ResultError(f"{path}: checkpoint_eval results must have \"seed\": null")
     return seed

@@ -174,9 +174,9 @@ def write_legacy(path: str, obj: Any, object_pickle: Optional[bytes] = None, hea
             f.write(storage.raw_bytes("little"))
 
 
-def jseg_save(path: str, obj: Any) -> None:
-    """What `jt.save` writes: a protocol-4 pickle + sha1 + b'HCAJSLHD'."""
-    s = pickle.dumps(obj, 4)
+def jseg_save(path: str, obj: Any, protocol: int = 4) -> None:
+    """What `jt.save` writes: a protocol-4 pickle (5 under some Python/Jittor versions) + sha1 + b'HCAJSLHD'."""
+    s = pickle.dumps(obj, protocol)
     with open(path, "wb") as f:
         f.write(s + hashlib.sha1(s).digest() + b"HCAJSLHD")
 

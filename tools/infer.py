@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Segment your own images: python tools/infer.py IMAGE [IMAGE ...] --config CONFIG --checkpoint CKPT
---out DIR [--ms-flip] [--seed S]. Writes <name>.png (class ids) and <name>_overlay.jpg per image.
+--out DIR [--ms-flip] [--seed S]. Writes <name>.png (class ids) and <name>_overlay.jpg per image, <name>
+being the image's path relative to the folder holding all the images given (without its suffix).
 CKPT may also be an http(s) URL or zoo:NAME (e.g. zoo:segnext_t), downloaded once into the cache."""
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _run(args) -> int:
     from segnext_jt.data.build import declared_palette
     from segnext_jt.data.dataset import RawSample, read_image_bgr
     from segnext_jt.evaluation.evaluator import Evaluator
-    from segnext_jt.evaluation.visualize import save_prediction
+    from segnext_jt.evaluation.visualize import output_names, save_prediction
     from segnext_jt.io import load_checkpoint
     from segnext_jt.models import build_segmentor
     install_signal_handlers()
@@ -56,10 +57,12 @@ def _run(args) -> int:
     model.eval()
     model.set_nmf_seed(cfg.eval.seed)
     evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, n_cls)
+    names = output_names(args.images)  # relative paths: a/x.jpg and b/x.jpg must not overwrite each other
     for sample in samples:
         probs = evaluator.predict_probs([sample], ms_flip=args.ms_flip)[0]
         pred = probs.argmax(axis=0)
-        label_path, overlay_path = save_prediction(out_dir, sample.filename, pred, sample.img, palette)
+        label_path, overlay_path = save_prediction(out_dir, sample.filename, pred, sample.img, palette,
+                                                   names[sample.filename])
         print(f"{sample.filename} -> {label_path}, {overlay_path}")
     return 0
 

@@ -84,6 +84,7 @@ def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     try:
         check_work_dir(work_dir)
+        _check_input_paths(cfg, args.resume)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -118,6 +119,18 @@ def _preflight(cfg, work_dir: str, args) -> int:
     if not jt.in_mpi or jt.rank == 0:
         print(report.table())
     return 0 if report.ok else 1
+
+
+def _check_input_paths(cfg, resume) -> None:
+    """A missing data.root or --resume file is a path error (exit 2, README), found before the model
+    is built; errors inside the data (a missing image) stay exit 1."""
+    from segnext_jt.cli import UsageError
+    if not os.path.isdir(cfg.data.root):
+        raise UsageError(f"data.root {cfg.data.root}: " + ("not a directory" if os.path.exists(cfg.data.root)
+                                                           else "dataset root does not exist"))
+    if resume not in (None, "auto") and not os.path.isfile(resume):
+        raise UsageError(f"--resume {resume}: " + ("not a regular file" if os.path.exists(resume)
+                                                   else "checkpoint file not found"))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import os
 from typing import Optional, Sequence, Tuple, Union
 
 from ..config import ConfigError
-from .dataset import DataError
+from ..config_schema import quote
+from ..io.files import read_regular_file
+from .dataset import DataError, _lines
 
 __all__ = ["checked_palette", "classes_path", "generated_palette", "read_classes_file", "resolve_classes"]
 
@@ -22,20 +24,24 @@ def classes_path(classes: str, root: str) -> str:
     return classes if os.path.isabs(classes) else os.path.join(root, classes)
 
 
+# A classes.txt holds at most MAX_CLASSES names (255); 1 MiB is 4 kB a name, so only a wrong file
+# (a dataset archive, /dev/zero) is refused.
+MAX_CLASSES_FILE_BYTES = 1 << 20
+
+
 def read_classes_file(path: str) -> Tuple[str, ...]:
     """Class names from a classes.txt (see the module docstring); a missing or malformed file is a
-    one-line DataError naming it."""
+    one-line DataError naming it. Only a regular file of at most MAX_CLASSES_FILE_BYTES is read (a
+    FIFO or /dev/zero is refused before reading), and a UTF-8 BOM before the first name is dropped."""
+    data = read_regular_file(path, MAX_CLASSES_FILE_BYTES, DataError, "classes file",
+                             missing=" (data.classes; a relative path is resolved against data.root)")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except FileNotFoundError:
-        raise DataError(f"{path}: classes file not found (data.classes; a relative path is resolved "
-                        f"against data.root)") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: data.classes names a folder, expected a text file with one class name "
-                        "per line") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read the classes file ({e})") from e
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the classes "
+                        "file as UTF-8") from None
+    lines = [line.strip() for line in _lines(text)]
     while lines and not lines[-1]:
         lines.pop()
     if not lines:
@@ -46,7 +52,7 @@ def read_classes_file(path: str) -> Tuple[str, ...]:
     seen = set()
     for number, name in enumerate(lines, 1):
         if name in seen:
-            raise DataError(f"{path}: line {number}: class {name!r} appears twice")
+            raise DataError(f"{path}: line {number}: class {quote(name)} appears twice")
         seen.add(name)
     return tuple(lines)
 

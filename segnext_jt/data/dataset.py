@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..config_schema import quote
+from ..io.files import read_regular_file
 from .transforms import Normalize, Results
 
 __all__ = [
@@ -173,16 +175,27 @@ def _list_files(folder: str, suffixes: Tuple[str, ...], exclude: Tuple[str, ...]
     return found
 
 
+# An mmseg split file lists one sample name a line: ADE20K's is ~0.5 MB, COCO-Stuff's ~2.5 MB; 64 MiB
+# is a million names of 64 bytes. Past it the file is not a split file (or is /dev/zero).
+MAX_SPLIT_FILE_BYTES = 64 << 20
+
+
+def _lines(text: str) -> List[str]:
+    """Lines as text-mode open() gives them (\\n, \\r\\n and \\r end a line), without the endings."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def _read_split_file(path: str) -> List[str]:
-    """Sample names of an mmseg split file: one per line, blank lines skipped."""
+    """Sample names of an mmseg split file: one per line, blank lines skipped, a UTF-8 BOM dropped.
+    Only a regular file of at most MAX_SPLIT_FILE_BYTES is read (a FIFO or /dev/zero is refused)."""
+    data = read_regular_file(path, MAX_SPLIT_FILE_BYTES, DataError, "split file")
     try:
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f]
-    except FileNotFoundError:
-        raise DataError(f"{path}: split file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read the split file ({e})") from e
-    names = [n for n in names if n]
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the split "
+                        "file as UTF-8") from None
+    names = [n for n in (line.strip() for line in _lines(text)) if n]
     if not names:
         raise DataError(f"{path}: the split file lists no samples")
     return names
@@ -195,8 +208,9 @@ def _pairs_from_split_file(source: SplitSource, img_suffix: Tuple[str, ...],
         candidates = [os.path.join(source.img_dir, name + suf) for suf in img_suffix]
         img = next((c for c in candidates if os.path.isfile(c)), None)
         if img is None:
-            raise DataError(f"{source.split_file}: sample {name!r} has no image; expected "
-                            f"{' or '.join(candidates)}")
+            expected = (' or '.join(candidates) if len(name) <= 255  # longer is no file name (NAME_MAX)
+                        else f"a name of at most 255 characters, not {len(name):,}")
+            raise DataError(f"{source.split_file}: sample {quote(name)} has no image; expected {expected}")
         ann = os.path.join(source.ann_dir, name + seg_suffix)
         if not os.path.isfile(ann):
             raise DataError(f"{img}: image has no annotation; expected {ann} (listed in {source.split_file})")

@@ -16,7 +16,8 @@ import os
 import sys
 from typing import Any, Callable, Optional
 
-from ..io.files import dumps_strict, write_text_atomic
+from ..io.files import atomic_file, dumps_strict, write_text_atomic
+from ..io.limits import short_repr
 
 
 def round_floats(value: Any) -> Any:
@@ -32,6 +33,19 @@ def round_floats(value: Any) -> Any:
     tolist = getattr(value, "tolist", None)  # numpy scalar or array
     if callable(tolist):
         return round_floats(tolist())
+    return value
+
+
+def _line_iter(record: dict, path: str, line: int) -> int:
+    """The `iter` of a train/val line, or a one-line TrainSetupError naming the line ("x", 1e400,
+    a list or a negative number there would otherwise end in a traceback)."""
+    value = record.get("iter", 0) or 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        from .checkpoint import TrainSetupError
+        raise TrainSetupError(f"{path}: line {line}: 'iter' is {short_repr(value)}, not an iteration number; "
+                              "fix or delete that line to resume")
     return value
 
 
@@ -54,31 +68,37 @@ class JsonLogWriter:
             self._rewrite([dumps_strict(meta)])
 
     def _truncate_after(self, iteration: int, meta: Optional[dict]) -> None:
-        kept, torn = [], []
-        with open(self.path, "rb") as f:
-            raw_lines = f.read().split(b"\n")
-        for n, raw in enumerate(raw_lines):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                torn.append(n + 1)
-                continue
-            if "mode" in record and int(record.get("iter", 0) or 0) > iteration:
-                continue
-            kept.append(dumps_strict(record))
-        if torn:
-            nonblank = [n + 1 for n, raw in enumerate(raw_lines) if raw.strip()]
-            where = ("its last line" if torn == nonblank[-1:] else
-                     f"line(s) {', '.join(map(str, torn[:5]))}{' ...' if len(torn) > 5 else ''}")
+        """Rewrite the log without the lines after `iteration`, streamed: one line in memory at a
+        time (a 3-million-line log.json cost 1 GB when read whole), straight into the atomic file."""
+        torn: list[int] = []  # line numbers (the first few) of lines that do not parse
+        n_torn, last_nonblank, wrote_any = 0, 0, False
+        with open(self.path, "rb") as src, atomic_file(self.path, "w") as out:
+            for n, raw in enumerate(src, 1):
+                if not raw.strip():
+                    continue
+                last_nonblank = n
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                    if not isinstance(record, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                    n_torn += 1
+                    if len(torn) < 6:
+                        torn.append(n)
+                    continue
+                if "mode" in record and _line_iter(record, self.path, n) > iteration:
+                    continue
+                if not wrote_any and meta is not None and "mode" in record:
+                    out.write(dumps_strict(meta) + "\n")  # the metadata line itself was lost
+                out.write(dumps_strict(record) + "\n")
+                wrote_any = True
+            if not wrote_any and meta is not None:
+                out.write(dumps_strict(meta) + "\n")
+        if n_torn:
+            where = ("its last line" if n_torn == 1 and torn == [last_nonblank] else
+                     f"line(s) {', '.join(map(str, torn[:5]))}{' ...' if n_torn > 5 else ''}")
             self.warn(f"warning: {self.path}: dropped {where}, which is not valid JSON (torn by an "
                       f"interrupted write); continuing")
-        if meta is not None and (not kept or "mode" in json.loads(kept[0])):
-            kept.insert(0, dumps_strict(meta))  # the metadata line itself was lost
-        self._rewrite(kept)
 
     def _rewrite(self, lines: list[str]) -> None:
         write_text_atomic(self.path, "".join(line + "\n" for line in lines))

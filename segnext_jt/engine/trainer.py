@@ -39,7 +39,8 @@ from ..evaluation.run import majority_baseline, run_evaluation
 from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
 from .. import hub, rng
-from ..io.files import json_safe, lock_holder, try_lock, unlock, write_json_atomic
+from ..io.files import (UnsafeLockError, json_safe, lock_holder, read_json, try_lock, unlock,
+                        write_json_atomic)
 from ..platform_info import env_info_text
 from ..memory import memory_kind, memory_mb
 from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, checkpoint_arrays,
@@ -122,9 +123,10 @@ class Trainer:
         if resume_path:
             self._resume(resume_path)
         self._done = self.start_iter
+        self._finished = self._finished_summary()  # a finished run is left exactly as it is
         self.log_path = os.path.join(self.work_dir, "log.json")
         self.writer = None
-        if self.rank == 0:
+        if self.rank == 0 and self._finished is None:
             with critical_section():
                 # memory_kind: what the train lines' `memory` is (device allocator peak or host RSS)
                 meta = dict(self._run_meta(), memory_kind=memory_kind())
@@ -181,7 +183,10 @@ class Trainer:
         if fcntl is None or self.rank != 0 or self._lock_fd is not None:
             return
         path = os.path.join(self.work_dir, LOCK_NAME)
-        fd = try_lock(path)
+        try:
+            fd = try_lock(path)
+        except UnsafeLockError as exc:  # a symlink planted as .lock: nothing is written through it
+            raise WorkDirLockedError(str(exc)) from None
         if fd is None:
             raise WorkDirLockedError(
                 f"work dir {self.work_dir} is in use by another training process "
@@ -276,6 +281,18 @@ class Trainer:
         self.checkpoints.good = [path]
         self._log(f"resumed from {path} at iteration {self.start_iter}")
 
+    def _finished_summary(self) -> Optional[dict]:
+        """train_result.json of a run already at (or past) train.max_iters, else None. `--resume` on
+        it must change nothing: training zero iterations would rewrite the result with no loss and
+        no mIoU. Without a readable train_result.json (killed just before writing it) it is written."""
+        if self.start_iter < self.cfg.train.max_iters:
+            return None
+        try:
+            summary = read_json(os.path.join(self.work_dir, "train_result.json"))
+        except ValueError:
+            return None
+        return summary if isinstance(summary, dict) else None
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, it: int, ms_flip: bool = False) -> dict:
         """Validation with the eval NMF seed (eval keys never collide with training draws)."""
@@ -297,6 +314,12 @@ class Trainer:
         """Run from start_iter to max_iters. SIGINT/SIGTERM (KeyboardInterrupt) stop the data
         workers and end as `TrainingInterrupted` naming the iteration and the latest checkpoint;
         the work-dir lock is released however this returns."""
+        if self._finished is not None:
+            self._log(f"already finished at iteration {self.start_iter} (train.max_iters="
+                      f"{self.cfg.train.max_iters}); nothing changed, the result is in train_result.json")
+            self._release_lock()
+            return TrainResult(self.start_iter, self._finished.get("final_loss"), None,
+                               str(self._finished.get("checkpoint") or ""), summary=self._finished)
         self._acquire_lock()
         try:
             result = self._train()

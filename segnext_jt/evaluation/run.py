@@ -12,7 +12,7 @@ from ..data.loader import ValLoader
 from ..io import load_checkpoint
 from ..models import build_segmentor
 from .evaluator import Evaluator
-from .visualize import default_palette, save_prediction
+from .visualize import default_palette, output_names, save_prediction
 
 
 def check_dataset_matches(cfg: Config, dataset) -> None:
@@ -53,8 +53,10 @@ def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False
     palette = dataset.palette or default_palette(dataset.num_classes)
     on_pred = None
     if out_dir:
+        names = output_names(dataset.filename(i) for i in range(len(dataset)))
+
         def on_pred(sample, pred, probs):
-            save_prediction(out_dir, sample.filename, pred, sample.img, palette)
+            save_prediction(out_dir, sample.filename, pred, sample.img, palette, names.get(sample.filename))
     try:
         result = evaluator.evaluate(loader, ms_flip=ms_flip, on_prediction=on_pred, progress=progress,
                                     desc="ms+flip" if ms_flip else "eval")

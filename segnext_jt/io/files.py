@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import stat
 import tempfile
 from typing import IO, Any, Iterator, Optional
 
@@ -25,6 +26,7 @@ def atomic_file(path: "str | os.PathLike[str]", mode: str = "w") -> Iterator[IO]
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
@@ -34,6 +36,71 @@ def atomic_file(path: "str | os.PathLike[str]", mode: str = "w") -> Iterator[IO]
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_UMASK_FALLBACK: Optional[int] = None
+
+
+def current_umask() -> int:
+    """The process umask. Linux shows it in /proc/self/status; elsewhere it can only be read by
+    setting it, which is racy with threads, so that is done once and remembered."""
+    global _UMASK_FALLBACK
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    if _UMASK_FALLBACK is None:
+        _UMASK_FALLBACK = os.umask(0o022)
+        os.umask(_UMASK_FALLBACK)
+    return _UMASK_FALLBACK
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular_file(path: "str | os.PathLike[str]", max_bytes: int, error: type = ValueError,
+                      what: str = "file", missing: str = "") -> bytes:
+    """The bytes of `path`, which must be a regular file of at most `max_bytes`, else `error` with one
+    line naming it. A FIFO, device or directory is refused before anything is read: the check is
+    made with stat before opening, and again on the opened descriptor (opened O_NONBLOCK, so a FIFO
+    swapped in between cannot block us). `missing` is appended when the file does not exist."""
+    path = os.fspath(path)
+    try:
+        before = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found{missing}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise error(f"{path}: {_kind_of(before.st_mode)}, expected the {what} as a regular file")
+    too_big = f"{path}: the {what} is larger than {max_bytes:,} bytes; refusing to read it"
+    if before.st_size > max_bytes:
+        raise error(too_big)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: {_kind_of(mode)}, expected the {what} as a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew since the stat
+        raise error(too_big)
+    return data
 
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
@@ -96,6 +163,10 @@ def read_json(path: "str | os.PathLike[str]", error: type = ValueError, what: st
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}){hint}") from None
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits() (4300) digits
+        import sys
+        raise error(f"{path}: holds an integer of more than {sys.get_int_max_str_digits()} digits; "
+                    f"not a file this project writes{hint}") from None
     except RecursionError:
         raise error(f"{path}: JSON nested too deeply{hint}") from None
 
@@ -103,13 +174,37 @@ def read_json(path: "str | os.PathLike[str]", error: type = ValueError, what: st
 # --------------------------------------------------------------------------------------------
 # One writer per directory: an exclusive flock on a lock file holding the owner's pid
 # --------------------------------------------------------------------------------------------
+class UnsafeLockError(ValueError):
+    """A lock file that is a symlink, a hard link or not a regular file: writing our pid into it
+    would write into some other file (`ln -s victim.txt WD/.lock`)."""
+
+
 def try_lock(path: str) -> Optional[int]:
     """Non-blocking exclusive flock on `path` (created if needed), our pid written into it: the
     fd, or None if another process holds it. The kernel drops the lock when the process ends,
-    however it ends; the file stays (deleting it would let two processes lock two inodes)."""
+    however it ends; the file stays (deleting it would let two processes lock two inodes).
+
+    The file is opened without following a symlink and is refused (UnsafeLockError, one line) if it
+    is a symlink, has other hard links or is not a regular file; it is truncated only once we hold
+    the lock and know it is a lock file of its own."""
     import errno
     import fcntl
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise UnsafeLockError(f"{path}: the lock file is a symlink (to "
+                                  f"{_link_target(path)}); refusing to write through it: remove it") from None
+        if exc.errno in (errno.EISDIR, errno.ENXIO, errno.EINVAL):
+            raise UnsafeLockError(f"{path}: the lock file is not a regular file; remove it") from None
+        raise
+    info = os.fstat(fd)
+    problem = ("not a regular file" if not stat.S_ISREG(info.st_mode)
+               else f"has {info.st_nlink} hard links (another file shares it)" if info.st_nlink > 1 else "")
+    if problem:
+        os.close(fd)
+        raise UnsafeLockError(f"{path}: the lock file is {problem}; refusing to write into it: remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -120,6 +215,13 @@ def try_lock(path: str) -> Optional[int]:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)[:200]
+    except OSError:
+        return "?"
 
 
 def unlock(fd: Optional[int]) -> None:
@@ -135,9 +237,12 @@ def unlock(fd: Optional[int]) -> None:
 def lock_holder(path: str) -> str:
     """'pid N' of the process that wrote `path` (see try_lock), or 'another process'."""
     import re
-    try:
-        with open(path, "rb") as f:
-            text = f.read(4096).decode("utf-8", "replace")
+    try:  # not through a symlink, and a FIFO must not block us
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            text = os.read(fd, 4096).decode("utf-8", "replace") if stat.S_ISREG(os.fstat(fd).st_mode) else ""
+        finally:
+            os.close(fd)
     except OSError:
         return "another process"
     m = re.search(r'"pid"\s*:\s*(\d+)', text) or re.search(r"\b(\d+)\b", text)

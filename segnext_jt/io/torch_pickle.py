@@ -13,8 +13,9 @@ Formats:
   version and sys_info, then the object pickle, then the pickled list of storage keys, then each
   storage as an int64 element count followed by its raw bytes. Persistent ids are
   `('storage', storage_type, root_key, location, numel, view_metadata)`.
-* Jittor `jt.save` (.pkl): a protocol-4 pickle of numpy arrays and containers, optionally followed by
-  a 20-byte SHA-1 of the pickle and the 8-byte marker `HCAJSLHD`.
+* Jittor `jt.save` (.pkl): a protocol-4 pickle (protocol 5 under newer Pythons: contiguous arrays as
+  numpy's `_frombuffer`) of numpy arrays and containers, optionally followed by a 20-byte SHA-1 of the
+  pickle and the 8-byte marker `HCAJSLHD`.
 
 Tensors come back as C-contiguous, writable `numpy.ndarray`s of the storage dtype (bfloat16 is widened
 to float32, which is exact); 0-d tensors (e.g. `num_batches_tracked`) stay 0-d.

@@ -193,6 +193,32 @@ def _scalar(dtype_spec: Any, data: Any = None) -> Any:
     return _numpy_multiarray().scalar(dtype, data)
 
 
+_FROMBUFFER_ORDERS = ("C", "F")
+
+
+def _frombuffer(buffer: Any, dtype_spec: Any, shape: Any, order: Any) -> np.ndarray:
+    """What numpy writes for a contiguous array under pickle protocol 5 (`_frombuffer(buf, dtype,
+    shape, order)`, the buffer in-band as BYTEARRAY8 or BINBYTES): the same checks as
+    `_array_state` (a plain dtype, a valid shape whose size matches the buffer exactly), and a copy,
+    so the array owns writable memory like the protocol-2..4 path gives."""
+    if isinstance(buffer, memoryview):
+        buffer = buffer.tobytes()
+    if not isinstance(buffer, (bytes, bytearray)):
+        raise CheckpointFormatError(f"numpy _frombuffer needs an in-band byte buffer, got {short_repr(buffer)}")
+    if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM
+            and all(is_int(n) and 0 <= n <= MAX_ELEMENTS for n in shape)):
+        raise CheckpointFormatError(f"numpy array shape {short_repr(shape)} is invalid")
+    if order not in _FROMBUFFER_ORDERS:
+        raise CheckpointFormatError(f"numpy _frombuffer order {short_repr(order)} is not 'C' or 'F'")
+    dtype = _resolve_dtype(dtype_spec)
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS or len(buffer) != count * dtype.itemsize:
+        raise CheckpointFormatError(
+            f"numpy array of shape {shape} and dtype {dtype} does not match its data ({len(buffer)} bytes)")
+    flat = np.frombuffer(bytearray(buffer), dtype=dtype)
+    return flat.reshape(shape, order=order)
+
+
 def _codecs_encode(text: Any, encoding: str = "latin1") -> bytes:
     # Protocol-2 pickles spell `bytes` objects as _codecs.encode(str, 'latin1'); allow only that.
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -223,6 +249,8 @@ def container_globals() -> Dict[Tuple[str, str], Any]:
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(module, "_reconstruct")] = SafeCallable(f"{module}._reconstruct", _reconstruct)
         allowed[(module, "scalar")] = SafeCallable(f"{module}.scalar", _scalar)
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):  # pickle protocol 5 arrays
+        allowed[(module, "_frombuffer")] = SafeCallable(f"{module}._frombuffer", _frombuffer)
     return allowed
 
 

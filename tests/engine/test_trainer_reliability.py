@@ -5,6 +5,7 @@ JSON file is strict JSON. Tiny model on CPU; the signal tests run tools/train.py
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -242,3 +243,141 @@ def test_result_and_log_are_strict_json_when_val_labels_are_all_ignored(tmp_path
     val = [r for r in log_records(work) if r.get("mode") == "val"]
     assert val and val[0]["mIoU"] is None
     assert "mIoU is undefined" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ issue 18, class 5
+@pytest.mark.parametrize("plant", ["symlink", "dangling", "hardlink"])
+def test_planted_lock_is_refused_and_its_target_unchanged(tmp_path, tiny_train_options, plant):
+    """`ln -s victim.txt WD/.lock` made a training run write its pid into victim.txt."""
+    work = tmp_path / "w"
+    work.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    if plant == "symlink":
+        (work / ".lock").symlink_to(victim)
+    elif plant == "dangling":
+        (work / ".lock").symlink_to(tmp_path / "created_through_the_link.txt")
+    else:
+        os.link(victim, work / ".lock")
+    with pytest.raises(WorkDirLockedError) as info:
+        demo_trainer(tmp_path, tiny_train_options, "w")
+    msg = str(info.value)
+    assert "\n" not in msg and str(work / ".lock") in msg and ("symlink" in msg or "hard link" in msg)
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "created_through_the_link.txt").exists()
+    assert not (work / "log.json").exists()
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny_train_options):
+    """--resume on a finished run rewrote train_result.json with final_loss and mIoU null."""
+    opts = tiny_train_options + ["train.max_iters=4", "train.checkpoint_interval=2", "train.log_interval=2",
+                                 "train.eval_interval=4"]
+    work = tmp_path / "w"
+    first = demo_trainer(tmp_path, opts, "w").train()
+    assert first.summary["final_loss"] is not None and first.summary["mIoU"] is not None
+    before = {name: (work / name).read_bytes() for name in ("train_result.json", "log.json")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in work.iterdir() if p.name != ".lock"}
+    for resume in (["--resume"], ["--resume", str(work / "iter_4.npz")]):
+        proc = _run_train_cli(["--work-dir", str(work), *resume, "--cfg-options", *opts])
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out + err
+        assert "already finished at iteration 4" in out + err and "Traceback" not in out + err
+        for name, data in before.items():
+            assert (work / name).read_bytes() == data, f"{name} changed"
+        assert {p.name: p.stat().st_mtime_ns for p in work.iterdir() if p.name != ".lock"} == stamps
+    # the result printed is the recorded one
+    assert f'"final_loss": {json.dumps(first.summary["final_loss"])}' in out
+
+
+def test_planted_lock_cli_is_one_line(tmp_path, tiny_train_options):
+    work = tmp_path / "w"
+    work.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (work / ".lock").symlink_to(victim)
+    proc = _run_train_cli(["--work-dir", str(work), "--cfg-options", *tiny_train_options])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in out + err, out + err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        line for line in err.splitlines() if "symlink" in line]
+    assert victim.read_text() == "precious\n"
+
+
+def test_resume_streams_the_log(tmp_path):
+    """--resume on a 3-million-line log.json used 1 GB: the log is rewritten line by line. Python's
+    peak allocation must stay far below the file's size (here ~50 MB, 250k lines)."""
+    import tracemalloc
+    path = tmp_path / "log.json"
+    line = '{"mode": "train", "epoch": 1, "iter": %d, "lr": 6e-05, "memory": 1234, "loss": 0.5, "time": 0.3}\n'
+    with open(path, "w") as f:
+        f.write('{"seed": 0}\n')
+        for start in range(1, 250_001, 10_000):
+            f.write("".join(line % i for i in range(start, start + 10_000)))
+        f.write('{"mode": "tr')  # torn last line
+    size = path.stat().st_size
+    warned = []
+    tracemalloc.start()
+    try:
+        JsonLogWriter(str(path), {"seed": 0}, resume_iter=200_000, warn=warned.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 20, f"peak {peak:,} bytes for a {size:,}-byte log"
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 200_001 and json.loads(lines[-1])["iter"] == 200_000
+    assert warned == [f"warning: {path}: dropped its last line, which is not valid JSON (torn by an "
+                      "interrupted write); continuing"]
+
+
+@pytest.mark.parametrize("content, expected, warns", [
+    ('{"mode": "train", "iter": 1}\n', [{"seed": 0}, {"mode": "train", "iter": 1}], 0),  # metadata lost
+    ("", [{"seed": 0}], 0),
+    ("garbage\n" * 7 + '{"seed": 0}\n', [{"seed": 0}], 1),
+    ('{"seed": 0}\n\n\n{"mode": "val", "iter": 9}\n', [{"seed": 0}], 0),
+])
+def test_resume_log_rewrite_variants(tmp_path, content, expected, warns):
+    path = tmp_path / "log.json"
+    path.write_text(content)
+    warned = []
+    JsonLogWriter(str(path), {"seed": 0}, resume_iter=5, warn=warned.append)
+    assert [json.loads(x) for x in path.read_text().splitlines()] == expected
+    assert len(warned) == warns
+    if warns:
+        assert "line(s) 1, 2, 3, 4, 5 ..." in warned[0]
+
+
+@pytest.mark.parametrize("case", ["no data.root", "data.root is a file", "no --resume file", "--resume is a dir"])
+def test_missing_paths_exit_2_before_anything_is_written(tmp_path, tiny_train_options, case):
+    """The README promises exit 2 for path errors; a missing data.root or --resume file exited 1."""
+    work = tmp_path / "w"
+    opts, extra = list(tiny_train_options), []
+    if case == "no data.root":
+        opts.append(f"data.root={tmp_path / 'nowhere'}")
+    elif case == "data.root is a file":
+        (tmp_path / "file").write_text("x")
+        opts.append(f"data.root={tmp_path / 'file'}")
+    elif case == "no --resume file":
+        extra = ["--resume", str(tmp_path / "iter_9.npz")]
+    else:
+        extra = ["--resume", str(tmp_path)]
+    proc = _run_train_cli(["--work-dir", str(work), *extra, "--cfg-options", *opts])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out + err, err
+    assert ("data.root" if "data.root" in case else "--resume") in lines[0]
+    assert not work.exists()
+
+
+@pytest.mark.parametrize("bad", ['"x"', "1e400", "[3]", "-4", "2.5", '{"a": 1}'])
+def test_resume_log_line_with_a_bad_iter_is_one_line(tmp_path, bad):
+    path = tmp_path / "log.json"
+    before = '{"seed": 0}\n{"mode": "train", "iter": 2}\n{"mode": "train", "iter": %s}\n' % bad
+    path.write_text(before)
+    with pytest.raises(TrainSetupError) as info:
+        JsonLogWriter(str(path), {"seed": 0}, resume_iter=5)
+    msg = str(info.value)
+    assert "\n" not in msg and f"{path}: line 3: 'iter'" in msg
+    assert path.read_text() == before  # nothing rewritten
+    assert not [p for p in tmp_path.iterdir() if p.name != "log.json"]  # no temporary left

@@ -78,3 +78,28 @@ def test_eval_json_into_missing_dir_and_sigterm_leaves_no_partial_files(tmp_path
     for p in pred.iterdir():
         with Image.open(p) as im:
             im.load()  # every file that is there is complete
+
+
+def test_eval_out_dir_keeps_same_named_images_in_sub_folders_apart(tmp_path, demo_root, tiny_train_options,
+                                                                     tiny_checkpoint):
+    """val/a/x.jpg and val/b/x.jpg wrote one x.png (4 images evaluated, 3 prediction pairs left):
+    outputs keep the path relative to the split's image folder."""
+    import shutil
+    root = tmp_path / "ade"
+    shutil.copytree(demo_root, root)
+    images, annotations = root / "images" / "validation", root / "annotations" / "validation"
+    stems = sorted(p.stem for p in images.glob("*.jpg"))
+    moves = {stems[0]: "a/x", stems[1]: "b/x", stems[2]: "b/deeper/x", stems[3]: "a/y"}
+    for stem, new in moves.items():
+        for folder, suffix in ((images, ".jpg"), (annotations, ".png")):
+            (folder / new).parent.mkdir(parents=True, exist_ok=True)
+            (folder / (stem + suffix)).rename(folder / (new + suffix))
+    out = tmp_path / "pred"
+    proc = run_cli(tool_cmd("tools", "eval.py") + [DEMO_CFG, tiny_checkpoint, "--out-dir", str(out), "--no-progress",
+                                                   "--json", str(tmp_path / "m.json"), "--cfg-options",
+                                                   *tiny_train_options, f"data.root={root}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = sorted(list(moves.values()) + stems[4:])
+    assert json.loads((tmp_path / "m.json").read_text())["num_images"] == len(expected)
+    assert sorted(str(p.relative_to(out))[:-4] for p in out.rglob("*.png")) == expected
+    assert sorted(str(p.relative_to(out))[:-len("_overlay.jpg")] for p in out.rglob("*_overlay.jpg")) == expected
