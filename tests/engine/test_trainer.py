@@ -136,8 +136,8 @@ def test_missing_dataset_is_one_clear_error(tmp_path, tiny_train_options):
     proc = _run_train_cli(["--work-dir", str(tmp_path / "w"), "--cfg-options", *tiny_train_options,
                            f"data.root={tmp_path / 'nowhere'}"])
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1
-    assert "nowhere" in out and "Traceback" not in out
+    assert proc.returncode == 2  # a path error (README), found before the work dir is created
+    assert "nowhere" in out and "Traceback" not in out and not (tmp_path / "w").exists()
 
 
 def test_unknown_config_key_is_reported_with_hint(tmp_path):
