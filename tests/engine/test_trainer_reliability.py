@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import DEMO_CFG, ROOT, demo_trainer, lines_without_timing, log_records, strict_json
+from helpers import (DEMO_CFG, ROOT, demo_trainer, lines_without_timing, log_records, our_stderr_lines,
+                     strict_json)
 
 from segnext_jt.engine.logger import JsonLogWriter
 from segnext_jt.engine.trainer import (TrainingDataError, TrainingDivergedError, TrainSetupError,
@@ -238,7 +239,7 @@ def test_signal_exits_fast_with_one_line_and_resumes(tmp_path, tiny_train_option
     assert time.time() - t0 < 60
     assert not (work / "iter_40.npz").exists(), "the run was not interrupted"
     assert proc.returncode == 128 + sig, out + err
-    ours = [l for l in err.splitlines() if l.strip() and not l.startswith(("[i ", "[w "))]  # Jittor's own log
+    ours = our_stderr_lines(err)  # without Jittor's own log and compile progress
     assert len(ours) == 1, err
     assert re.fullmatch(rf"interrupted by {sig.name} at iteration \d+ \(latest checkpoint iter_\d+\.npz\); "
                         r"resume with --resume", ours[0]), ours[0]
