@@ -112,7 +112,6 @@ class Trainer:
         self._window: dict[str, list] = {}    # per-iteration values since the last train log line
         self._done = 0                          # iterations completed (for the interrupt message)
         self._first_step_pending = True         # the first step of this process compiles the kernels
-        self._verified_iter = 0                 # the state after this iteration passed the full check
         self.checkpoints = TrainCheckpoints(self.work_dir, cfg.train.max_keep_checkpoints, cfg.train.max_iters)
         resume_path = find_latest_checkpoint(self.work_dir) if resume == "auto" else resume
         if resume == "auto" and resume_path is None:
