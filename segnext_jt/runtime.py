@@ -36,12 +36,25 @@ def _restore_python_signal_handlers() -> None:
 
 _restore_python_signal_handlers()
 
-# Jittor compiles new kernels on a pool of threads by default. We saw rare deadlocks and crashes
-# there when several processes compile into the shared kernel cache at once (a seed sweep, tests
-# with subprocesses); compiling in the calling thread costs some first-run time and avoids them.
-# SEGNEXT_PARALLEL_COMPILE=1 restores Jittor's default.
-if os.environ.get("SEGNEXT_PARALLEL_COMPILE", "0") != "1":
+# Jittor compiles the new kernels of a graph on a pool of C++ threads (parallel_compiler.cc), made the
+# first time it is used and kept for the life of the process; it also prints "Compiling Operators(i/n)
+# used: ...s" while it works. A child *forked* after that inherits the pool object but none of its
+# threads: its first parallel compile hands the work to threads that do not exist and waits for them
+# forever (no timeout). That is the deadlock once seen in a forked worker, so a forked child compiles
+# serially (register_at_fork); the processes this project starts (spawned data workers, training runs
+# as subprocesses) are fresh interpreters. Processes compiling into the shared cache are serialised by
+# Jittor's file lock (jittor.lock) either way. SEGNEXT_PARALLEL_COMPILE=0 compiles serially everywhere.
+def _compile_serially() -> None:
     jt.flags.use_parallel_op_compiler = 0
+
+
+if os.environ.get("SEGNEXT_PARALLEL_COMPILE", "1") == "0":
+    _compile_serially()
+else:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jt.flags.use_parallel_op_compiler = max(1, min(16, _cores))  # Jittor's default is 16 threads
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_compile_serially)
 
 if DEVICE == "cuda" and not jt.has_cuda:  # never a silent fallback: error (cuda) or warning (auto)
     environment.cuda_failed_after_import()

@@ -59,8 +59,7 @@ def _run(args) -> int:
     evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, n_cls)
     names = output_names(args.images)  # relative paths: a/x.jpg and b/x.jpg must not overwrite each other
     for sample in samples:
-        probs = evaluator.predict_probs([sample], ms_flip=args.ms_flip)[0]
-        pred = probs.argmax(axis=0)
+        pred = evaluator.predict_labels([sample], ms_flip=args.ms_flip)[0][0]  # argmax on the device
         label_path, overlay_path = save_prediction(out_dir, sample.filename, pred, sample.img, palette,
                                                    names[sample.filename])
         print(f"{sample.filename} -> {label_path}, {overlay_path}")

@@ -47,6 +47,7 @@ from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupErro
                          describe_keys, find_latest_checkpoint, nonfinite_keys, read_train_checkpoint)
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
+from ..progress import first_step_notice, restart_rate
 from .pretrained import init_backbone
 from .optim import AdamW, build_param_groups, lr_at
 
@@ -116,6 +117,7 @@ class Trainer:
         self._resume_state = None
         self._window: dict[str, list] = {}    # per-iteration values since the last train log line
         self._done = 0                          # iterations completed (for the interrupt message)
+        self._first_step_pending = True         # the first step of this process compiles the kernels
         self.checkpoints = TrainCheckpoints(self.work_dir, cfg.train.max_keep_checkpoints, cfg.train.max_iters)
         resume_path = find_latest_checkpoint(self.work_dir) if resume == "auto" else resume
         if resume == "auto" and resume_path is None:
@@ -349,8 +351,8 @@ class Trainer:
                    disable=not (self.progress and self.rank == 0), dynamic_ncols=True)
         try:
             if self._resume_state is not None and self.start_iter < cfg.max_iters:
-                self._warm_up(slots)
-            self._probe_vars = self._state_vars()
+                self._warm_up(slots, self._log_line(bar))
+            self._verified_iter = self.start_iter  # the state after this iteration passed the full check
             t_end = time.time()
             for it in range(self.start_iter, cfg.max_iters):
                 batch = next(loader)
@@ -362,19 +364,11 @@ class Trainer:
                         self._log(f"warning: iteration {it + 1}: every label pixel of the batch is ignore_index "
                                   f"{ignore_index}, so its loss is 0 and nothing is learned from it (check the "
                                   f"annotations and data.reduce_zero_label)")
-                values, finite = self._step(it, batch, slots, lr)
-                if not all(math.isfinite(v) for v in values.values()):
-                    raise TrainingDivergedError(
-                        f"loss is {values['loss']} at iteration {it + 1} (0-based {it}, lr {lr:.3g}); stopping. "
-                        f"{self._last_good_message(it)}")
-                if not finite:
-                    bad = nonfinite_keys({**{k: v.numpy() for k, v in self.model.state_dict().items()},
-                                          **self.optimizer.state_arrays()})
-                    raise TrainingDivergedError(
-                        f"the weights/optimizer state became non-finite ({describe_keys(bad) or 'NaN/inf'}) in the "
-                        f"update of iteration {it + 1} (0-based {it}, lr {lr:.3g}); stopping. "
-                        f"{self._last_good_message(it)}")
                 done = it + 1
+                with first_step_notice(self._log_line(bar), self._first_step_pending):
+                    values, finite = self._step(it, batch, slots, lr, full_check=self._full_check_due(done))
+                self._first_step_pending = False
+                self._stop_if_diverged(it, lr, values, finite)
                 if (all_ignored == done - self.start_iter == check_n and self.world_size == 1):
                     raise TrainingDataError(
                         f"every label pixel of the first {check_n} training batches (iterations "
@@ -388,6 +382,8 @@ class Trainer:
                     self._window.setdefault(k, []).append(v)
                 self._done = done
                 bar.update(1)
+                if it == self.start_iter:
+                    restart_rate(bar)  # the ETA counts steps, not the first step's kernel compilation
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
                 if done % cfg.log_interval == 0 or done == cfg.max_iters:
                     self._write_train_line(done, lr, self._window, bar)
@@ -401,6 +397,38 @@ class Trainer:
             loader.close()
         return TrainResult(cfg.max_iters, last_loss, last_eval,
                            ckpt or find_latest_checkpoint(self.work_dir) or "")
+
+    def _full_check_due(self, done: int) -> bool:
+        """Whether the state after iteration `done` (1-based) gets the full finite check: at every
+        log line, evaluation and checkpoint (before it is written) and at the end. The loss is
+        checked every iteration; a non-finite state shows in the next loss unless it sits where the
+        forward does not read it (BN running statistics, AdamW moments of unused weights)."""
+        cfg = self.cfg.train
+        return (done == cfg.max_iters or done % cfg.log_interval == 0 or done % cfg.eval_interval == 0
+                or done % cfg.checkpoint_interval == 0)
+
+    def _stop_if_diverged(self, it: int, lr: float, values: dict, state_finite: Optional[bool]) -> None:
+        """TrainingDivergedError naming the last good checkpoint when the loss of iteration `it`
+        (0-based) or, where it was checked, the state after its update is not finite."""
+        if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingDivergedError(
+                f"loss is {values['loss']} at iteration {it + 1} (0-based {it}, lr {lr:.3g}); stopping. "
+                f"{self._last_good_message(it)}")
+        if state_finite is False:
+            bad = nonfinite_keys({**{k: v.numpy() for k, v in self.model.state_dict().items()},
+                                  **self.optimizer.state_arrays()})
+            since = self._verified_iter + 1
+            where = (f"the update of iteration {it + 1}" if since == it + 1 else
+                     f"an update of iterations {since}-{it + 1} (fully checked at log lines and checkpoints)")
+            raise TrainingDivergedError(
+                f"the weights/optimizer state became non-finite ({describe_keys(bad) or 'NaN/inf'}) in {where} "
+                f"(0-based {it}, lr {lr:.3g}); stopping. {self._last_good_message(it)}")
+        if state_finite:
+            self._verified_iter = it + 1
+
+    def _log_line(self, bar):
+        """Where a progress line goes: above the bar, or the logger without one."""
+        return bar.write if (self.progress and self.rank == 0) else self._log
 
     def _write_result(self, result: TrainResult) -> None:
         """train_result.json (rank 0, atomic, strict JSON), what the seed sweep reads: the final loss
@@ -430,53 +458,60 @@ class Trainer:
             out.extend(pg["exp_avg_sq"])
         return out
 
-    def _step(self, it: int, batch: dict, slots, lr: float):
-        """One training step: forward, backward, AdamW update and a finite-state probe, executed by
-        one sync. Returns (loss values, whether every weight and moment is finite after the update).
+    def _state_probe(self) -> float:
+        """sum_x sum(x * 0) over all state tensors: 0 when everything is finite, NaN as soon as one
+        element is NaN or inf (inf * 0 = NaN). One fused reduction per tensor, no copy to the host;
+        its own graph, executed after the step's, so it cannot change how the step is fused."""
+        return float(jt.concat([(x * 0).sum().reshape([1]) for x in self._state_vars()]).sum().item())
 
-        The probe is sum_x sum(x * 0) over all state tensors: 0 when everything is finite, NaN as
-        soon as one element is NaN or inf (inf * 0 = NaN). Each term is one fused reduction, no
-        copy, computed in the same graph execution as the step."""
+    def _step(self, it: int, batch: dict, slots, lr: float, full_check: bool = False):
+        """One training step: forward, backward and AdamW update, executed by one sync; with
+        `full_check`, then the finite probe of the whole state. Returns (loss values, whether every
+        weight and moment is finite after the update, or None when it was not checked).
+
+        The step's graph is the same with and without the check, so the check schedule cannot
+        change the numbers (tests/engine/test_trainer_reliability.py)."""
         self.optimizer.set_lr(lr)
         iteration_rngs(self.model, self.seed, it, self.rank, slots)
         img = jt.array(batch["img"])
         label = jt.array(batch["gt_seg"].astype(np.int32))
         losses = self.model.loss(img, label, nmf_keys=rng.nmf_train_keys(it, slots))
         self.optimizer.step(losses["loss"])
-        probe_vars = getattr(self, "_probe_vars", None) or self._state_vars()
-        probe = jt.concat([(x * 0).sum().reshape([1]) for x in probe_vars]).sum()
         jt.sync_all()
         values = {k: float(v.item()) for k, v in losses.items()}
-        probe_value = float(probe.item())
+        probe_value = self._state_probe() if full_check else 0.0
         if self.world_size > 1:
             values, probe_value = self._reduce_over_ranks(values, probe_value)
-        return values, math.isfinite(probe_value)
+        return values, (math.isfinite(probe_value) if full_check else None)
 
     def _reduce_over_ranks(self, values: dict, probe_value: float):
         """MPI: the loss values averaged over the processes (the global batch's loss, as mmseg logs
         it; decode.acc_seg becomes the mean of the per-process accuracies) and the finite probe summed,
         so that every process logs the same numbers and a NaN on any process stops all of them at
-        the same iteration. One all-reduce of one small float64 vector, after the step's sync."""
+        the same iteration (every process runs the full check at the same iterations). One all-reduce
+        of one small float64 vector, after the step's sync."""
         names = list(values)
         local = np.array([values[k] for k in names] + [probe_value], dtype=np.float64)
         with jt.flag_scope(auto_convert_64_to_32=0):
             total = jt.array(local).mpi_all_reduce("add").numpy()
         return {k: float(total[i] / self.world_size) for i, k in enumerate(names)}, float(total[-1])
 
-    def _warm_up(self, slots) -> None:
+    def _warm_up(self, slots, write) -> None:
         """Run one throw-away training step, then restore the checkpoint state.
 
         Jittor fuses a graph differently the first time it executes it in a process, which changes
         float rounding in the last bits; a resumed process would therefore drift from the
-        uninterrupted run. Executing the same step (`_step`, probe included) once first makes the
-        resumed run bit-identical."""
+        uninterrupted run. Executing the same step (`_step`) once first makes the resumed run
+        bit-identical. The finite probe is a separate graph that only reads the state, so whether the
+        loop's steps run it does not matter here."""
         it = self.start_iter
         idx = sample_indices(self.seed, it, self.cfg.train.batch_size, len(self.train_set))
         samples = [load_train_sample(self.train_set, train_pipeline(self.cfg.data), self.seed, it, s, idx[s])
                    for s in slots]
         batch = {"img": np.stack([s[0] for s in samples]), "gt_seg": np.stack([s[1] for s in samples])}
-        self._probe_vars = self._state_vars()
-        self._step(it, batch, slots, self.lr(it))
+        with first_step_notice(write, self._first_step_pending, "warm-up step of the resumed run"):
+            self._step(it, batch, slots, self.lr(it))
+        self._first_step_pending = False
         weights, optim, n_step = self._resume_state
         self._load_weights(weights)
         self.optimizer.load_state_arrays(optim, n_step)

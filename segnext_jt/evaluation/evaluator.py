@@ -21,6 +21,7 @@ import jittor as jt
 from jittor import nn
 
 from ..config_schema import EvalConfig
+from ..progress import first_step_notice, restart_rate
 from ..data.ade20k import RawSample
 from ..data.eval_views import ViewInfo, make_view_input, tta_scales
 from ..rng import nmf_eval_key
@@ -79,10 +80,10 @@ class Evaluator:
         self.class_names = class_names
         self.forward_calls = 0  # number of image-views that went through the network
 
-    def predict_probs(self, samples: Sequence[RawSample], ms_flip: bool) -> list[np.ndarray]:
+    def predict_device(self, samples: Sequence[RawSample], ms_flip: bool) -> list:
         """Softmax probabilities (K, H, W) at original size per sample, averaged over the views (and
-        the NMF draws of each view). Views of equal input shape (across the samples) share one
-        forward call."""
+        the NMF draws of each view), as executed jt.Vars on the device. Views of equal input shape
+        (across the samples) share one forward call."""
         cfg = self.cfg
         sums: list = [None] * len(samples)
         plans = [plan_views(s.img.shape[1], s.img.shape[0], cfg, ms_flip) for s in samples]
@@ -106,28 +107,56 @@ class Evaluator:
                         prob = nn.softmax(logits_to_original(logits[j:j + 1], info), dim=1)[0]
                         sums[i] = prob if sums[i] is None else sums[i] + prob
         n_views = len(plans[0]) if plans else 1
-        return [(s / (n_views * cfg.nmf_draws)).numpy() for s in sums]
+        probs = []
+        for s in sums:  # one execution per sample, in order: the graphs the host copy used to run
+            prob = s / (n_views * cfg.nmf_draws)
+            prob.sync()
+            probs.append(prob)
+        return probs
+
+    def predict_probs(self, samples: Sequence[RawSample], ms_flip: bool) -> list[np.ndarray]:
+        """`predict_device`'s probabilities copied to the host (float32 (K, H, W) per sample)."""
+        return [p.numpy() for p in self.predict_device(samples, ms_flip)]
+
+    def predict_labels(self, samples: Sequence[RawSample], ms_flip: bool, keep_probs: bool = False):
+        """Class ids (H, W) per sample, the argmax over the classes taken on the device (the first
+        maximum on ties, as NumPy's argmax), so that only the labels are copied to the host (uint8
+        up to 256 classes). Returns (labels as int64 arrays, probabilities as NumPy arrays when
+        `keep_probs`, else Nones)."""
+        probs = self.predict_device(samples, ms_flip)
+        labels = [jt.argmax(p, dim=0)[0] for p in probs]
+        if self.num_classes <= 256:
+            labels = [x.uint8() for x in labels]
+        jt.sync(labels)
+        host = [x.numpy().astype(np.int64) for x in labels]
+        return host, ([p.numpy() for p in probs] if keep_probs else [None] * len(probs))
 
     def evaluate(self, loader, ms_flip: bool = False, on_prediction: Optional[Callable] = None,
-                 progress: bool = True, desc: str = "eval") -> EvalResult:
+                 progress: bool = True, desc: str = "eval", keep_probs: bool = False) -> EvalResult:
         """`loader` yields lists of RawSample (data.loader.ValLoader). `on_prediction(sample, pred,
-        probs)` is called per image (e.g. to write PNGs)."""
+        probs)` is called per image (e.g. to write PNGs); `probs` is None unless `keep_probs` (the
+        probabilities then are copied to the host)."""
         was_training = self.model.training
         self.model.eval()
         metric = IoUMetric(self.num_classes, class_names=self.class_names)
         start, calls_before, n_images, n_views = time.time(), self.forward_calls, 0, 0
+        bar = tqdm(total=len(loader) if hasattr(loader, "__len__") else None, desc=desc, unit="batch",
+                   disable=not progress, leave=False)
         try:
-            bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
-            for samples in bar:
-                probs = self.predict_probs(samples, ms_flip)
-                for s, p in zip(samples, probs):
-                    pred = p.argmax(axis=0).astype(np.int64)
+            for samples in loader:
+                with first_step_notice(bar.write, progress and n_images == 0, "first evaluation batch"):
+                    preds, probs = self.predict_labels(samples, ms_flip, keep_probs)
+                for s, pred, p in zip(samples, preds, probs):
                     metric.update(pred, s.gt_seg)
                     if on_prediction is not None:
                         on_prediction(s, pred, p)
+                bar.update(1)
+                if n_images == 0:
+                    restart_rate(bar)  # the rate and ETA leave out the first batch's kernel compilation
                 n_images += len(samples)
             n_views = (self.forward_calls - calls_before) // max(n_images, 1)
         finally:
+            bar.close()
             if was_training:
                 self.model.train()
         result = metric.compute()

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import DEMO_CFG, ROOT, demo_trainer, lines_without_timing, log_records, strict_json
+from helpers import (DEMO_CFG, ROOT, demo_trainer, lines_without_timing, log_records, our_stderr_lines,
+                     strict_json)
 
 from segnext_jt.engine.logger import JsonLogWriter
 from segnext_jt.engine.trainer import (TrainingDataError, TrainingDivergedError, TrainSetupError,
@@ -84,6 +85,56 @@ def test_save_and_resume_refuse_nonfinite_state(tmp_path, tiny_train_options):
     save_npz(bad, arrays, meta)
     with pytest.raises(TrainSetupError, match="non-finite"):
         demo_trainer(tmp_path, opts, "w", resume=str(bad))
+
+
+def test_state_going_nonfinite_between_full_checks_stops_before_the_next_checkpoint(tmp_path, tiny_train_options):
+    """The loss is checked every iteration, the whole state at log lines, evaluations and checkpoints
+    only. A BN running mean set to inf after iteration 5 (the training forward normalises with the
+    batch statistics, so the loss stays finite) is found at iteration 8, before iter_8.npz is
+    written, and the stop names iter_4.npz; iterations 5-7 ran no full check."""
+    opts = tiny_train_options + ["train.max_iters=12", "train.log_interval=4", "train.checkpoint_interval=4",
+                                 "train.eval_interval=100"]
+    messages = []
+    trainer = demo_trainer(tmp_path, opts, "bn", logger=messages.append)
+    name, running_mean = next((k, v) for k, v in trainer.model.state_dict().items() if k.endswith("running_mean"))
+    real_step, checked, losses = trainer._step, [], []
+
+    def step(it, batch, slots, lr, full_check=False):
+        values, finite = real_step(it, batch, slots, lr, full_check=full_check)
+        checked.append(full_check)
+        losses.append(values["loss"])
+        if it == 4:  # after the update of iteration 5
+            running_mean.assign(running_mean + float("inf"))
+        return values, finite
+
+    trainer._step = step
+    with pytest.raises(TrainingDivergedError) as info:
+        trainer.train()
+    msg = str(info.value)
+    work = tmp_path / "bn"
+    assert checked == [False, False, False, True, False, False, False, True]
+    assert all(np.isfinite(losses)), losses
+    assert name in msg and "iterations 5-8" in msg and "loss is" not in msg, msg
+    assert re.search(r"last good checkpoint is \S+/iter_4\.npz \(loaded back and verified finite\)", msg), msg
+    assert [p.name for p in _checkpoints(work)] == ["iter_4.npz"] and not _temporaries(work)
+    _assert_finite_file(work / "iter_4.npz")
+    assert messages[0].startswith("compiling kernels for the first step (cached in ")
+    assert re.fullmatch(r"first step took \d+\.\d s \((\d+ new kernels compiled|no new kernels: all were "
+                        r"cached)\)", messages[1]), messages[:2]
+
+
+def test_full_check_schedule_does_not_change_the_numbers(tmp_path, tiny_train_options):
+    """The full check runs as its own graph after the step's, so checking the state after every
+    iteration or after only some gives the same weights and moments, bit for bit (built into the
+    step's graph, it changed how Jittor fused the update and so the last float bits)."""
+    opts = tiny_train_options + ["train.max_iters=6", "train.checkpoint_interval=6", "train.eval_interval=100"]
+    demo_trainer(tmp_path, opts + ["train.log_interval=1"], "every").train()
+    demo_trainer(tmp_path, opts + ["train.log_interval=5"], "rare").train()
+    a, _ = load_npz(tmp_path / "every" / "iter_6.npz")
+    b, _ = load_npz(tmp_path / "rare" / "iter_6.npz")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{k} depends on how often the state was checked"
 
 
 # ------------------------------------------------------------------------------ 3. resume
@@ -189,7 +240,7 @@ def test_signal_exits_fast_with_one_line_and_resumes(tmp_path, tiny_train_option
     assert time.time() - t0 < 60
     assert not (work / "iter_40.npz").exists(), "the run was not interrupted"
     assert proc.returncode == 128 + sig, out + err
-    ours = [l for l in err.splitlines() if l.strip() and not l.startswith(("[i ", "[w "))]  # Jittor's own log
+    ours = our_stderr_lines(err)  # without Jittor's own log and compile progress
     assert len(ours) == 1, err
     assert re.fullmatch(rf"interrupted by {sig.name} at iteration \d+ \(latest checkpoint iter_\d+\.npz\); "
                         r"resume with --resume", ours[0]), ours[0]

@@ -48,3 +48,38 @@ def test_k_draw_probabilities_are_the_mean_of_the_single_draws(tiny_train_option
             singles.append(ev1.predict_probs([sample], ms_flip=False)[0])
     assert not np.array_equal(singles[0], singles[1])
     np.testing.assert_allclose(got, (singles[0] + singles[1]) / 2, rtol=0, atol=1e-6)
+
+
+def test_device_argmax_breaks_ties_like_numpy():
+    """The first maximum wins, as with NumPy: exact ties between classes 2 and 5, and 1, 3 and 4."""
+    probs = np.random.default_rng(0).random((6, 4, 5)).astype(np.float32)
+    probs[5, :2] = probs[2, :2] = 2.0
+    probs[[1, 3, 4], 3] = 3.0
+    got = jt.argmax(jt.array(probs), dim=0)[0].numpy()
+    assert np.array_equal(got, probs.argmax(axis=0))
+    assert (got[:2] == 2).all() and (got[3] == 1).all()
+
+
+def test_labels_from_the_device_equal_the_host_argmax(tiny_train_options, tiny_checkpoint):
+    """predict_labels (argmax on the device, labels copied as uint8) gives exactly np.argmax of the
+    probabilities that predict_probs copies to the host, single-scale and ms+flip, two images per batch."""
+    from segnext_jt.data.build import build_dataset
+    from segnext_jt.evaluation.evaluator import Evaluator
+    from segnext_jt.io import load_checkpoint
+    from segnext_jt.models import build_segmentor
+    cfg = load_config(DEMO_CFG, tiny_train_options + ["eval.tta_ratios=[0.75,1.0]"])
+    model = build_segmentor(cfg)
+    load_checkpoint(model, tiny_checkpoint, logger=lambda *a: None)
+    model.eval()
+    ds = build_dataset(cfg.data, "val")
+    samples = [ds.load_raw(0), ds.load_raw(1)]
+    ev = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, 11)
+    for ms_flip in (False, True):
+        probs = ev.predict_probs(samples, ms_flip)
+        labels, kept = ev.predict_labels(samples, ms_flip, keep_probs=True)
+        none = ev.predict_labels(samples, ms_flip)[1]
+        assert none == [None, None]
+        for p, label, k in zip(probs, labels, kept):
+            assert label.dtype == np.int64 and label.shape == p.shape[1:]
+            assert np.array_equal(label, p.argmax(axis=0))
+            assert np.array_equal(k, p)
