@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from .config_schema import Config, ConfigError, quote
+from .io.files import read_regular_file
 
 
 def _type_name(tp: Any) -> str:
@@ -148,7 +149,7 @@ def parse_overrides(options: list[str]) -> dict:
         except yaml.YAMLError as exc:
             raise ConfigError(f"--cfg-options {key}: value {quote(raw)} is not valid YAML ({_yaml_problem(exc)}); "
                               f"quote it if it is a string, e.g. {key}='\"...\"'") from None
-        except (RecursionError, MemoryError):
+        except (RecursionError, MemoryError, ValueError):
             raise ConfigError(f"--cfg-options {key}: value is nested too deeply or too large") from None
         node = out
         for i, part in enumerate(parts[:-1]):
@@ -189,21 +190,12 @@ BASE_KEY = "base"
 
 def read_config_text(path: Union[str, Path], max_bytes: int = MAX_CONFIG_BYTES) -> str:
     """The text of a config file, or a one-line ConfigError naming it (missing, not a regular file,
-    larger than `max_bytes`, unreadable, not UTF-8)."""
-    path = Path(path)
-    if not path.exists():
+    larger than `max_bytes`, unreadable, not UTF-8). A UTF-8 BOM is dropped."""
+    if not Path(path).exists():
         raise ConfigError(f"config file not found: {path}")
-    if not path.is_file():  # a directory, /dev/zero, a FIFO
-        raise ConfigError(f"{path}: not a regular file (expected a YAML config file)")
+    data = read_regular_file(path, max_bytes, ConfigError, "config file")
     try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:
-        raise ConfigError(f"{path}: larger than {max_bytes} bytes; a config file is a few kB of YAML")
-    try:
-        return data.decode("utf-8-sig")  # a UTF-8 BOM is dropped
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line "
@@ -271,6 +263,8 @@ def parse_config_yaml(text: str, source: str) -> dict:
         raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{source}: {' '.join(str(exc).split())}") from None
     except (RecursionError, MemoryError):
         raise ConfigError(f"{source}: YAML nested too deeply or too large") from None
     if data is None:

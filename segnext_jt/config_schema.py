@@ -21,15 +21,22 @@ class ConfigError(ValueError):
     """A config file or override has an unknown key or a value of the wrong type."""
 
 
-_QUOTE = reprlib.Repr()
-_QUOTE.maxstring = _QUOTE.maxother = 80
+class _Quote(reprlib.Repr):
+    def repr_int(self, value, level):  # repr() of a 5,000-digit int raises ValueError (and is long)
+        if value.bit_length() < 10_000:
+            return super().repr_int(value, level)
+        return f"<an integer of {value.bit_length()} bits>"
+
+
+_QUOTE = _Quote()
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 80
 _QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = 8
 _QUOTE.maxlevel = 3
 
 
 def quote(value) -> str:
     """repr() of a value for an error message, shortened: a hostile value (a huge list, a 20 MB
-    string) must not make the one error line huge, nor take long to print."""
+    string, a 5,000-digit integer) must not make the one error line huge, nor take long to print."""
     return _QUOTE.repr(value)
 
 

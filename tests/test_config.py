@@ -126,7 +126,7 @@ def test_config_errors_in_process(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(listy, ["train.max_iters=3"])
-    with pytest.raises(ConfigError, match="not a regular file"):
+    with pytest.raises(ConfigError, match="expected the config file as a regular file"):
         load_config(tmp_path)
     broken = tmp_path / "broken.yaml"
     broken.write_text("train: [1\n")
@@ -162,7 +162,8 @@ def test_a_repeated_section_is_refused_not_replaced(tmp_path):
     ("a: " + "[" * 200_000 + "]" * 200_000 + "\n", "nested deeper than 32 levels"),
     ("name: [" + ", ".join(f"&a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 9) + "]" for i in range(10))
      + "]\n", "expands to more than 100000 values"),
-    ("# " + "x" * (1 << 20) + "\n", "larger than 1048576 bytes"),
+    ("# " + "x" * (1 << 20) + "\n", "larger than 1,048,576 bytes"),
+    ("train: {max_iters: " + "9" * 5001 + "}\n", "Exceeds the limit"),
 ])
 def test_hostile_yaml_is_refused_quickly_in_one_line(tmp_path, text, expected):
     import time
@@ -180,7 +181,7 @@ def test_special_files_are_not_read_as_configs(tmp_path):
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)  # opening it would block forever
     for path in (fifo, "/dev/zero"):
-        with pytest.raises(ConfigError, match="not a regular file"):
+        with pytest.raises(ConfigError, match="expected the config file as a regular file"):
             load_config(path)
 
 

@@ -30,6 +30,8 @@ def parse_args(argv=None):
     p.add_argument("--out-dir", help="write <name>.png class-id maps and <name>_overlay.jpg per image")
     p.add_argument("--json", help="write the metrics (and per-class table) to this JSON file")
     p.add_argument("--limit", type=int, help="evaluate only the first N images (quick checks)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="evaluate a checkpoint holding NaN/inf weights anyway (refused otherwise), to inspect it")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true")
     from segnext_jt.cli import add_device_argument
@@ -65,7 +67,7 @@ def _run(args) -> int:
     install_signal_handlers()  # after Jittor's import (run_evaluation's module imports it)
     print_platform_line()
     summary = run_evaluation(cfg, checkpoint, ms_flip=args.ms_flip, out_dir=out_dir,
-                             limit=args.limit, progress=not args.no_progress)
+                             limit=args.limit, progress=not args.no_progress, allow_nonfinite=args.allow_nonfinite)
     table = summary.pop("table")
     from segnext_jt.platform_info import platform_info
     summary["platform"] = platform_info()  # what the numbers were measured on (--json)

@@ -37,9 +37,7 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
     args = parse_args(argv)
     try:
         apply_device(args.device)  # before Jittor's import
-        from segnext_jt.config import ConfigError, load_config  # imports Jittor (minutes the first time)
-        from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers
-        from segnext_jt.engine.trainer import Trainer, TrainingDataError, TrainingDivergedError, TrainSetupError
+        from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers  # imports Jittor
     except KeyboardInterrupt:
         print("interrupted by SIGINT during start-up; nothing was written", file=sys.stderr, flush=True)
         if _exit_on_interrupt:
@@ -50,8 +48,7 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
         return 2
     restore_signals = install_interrupt_handlers()  # SIGINT and SIGTERM -> TrainingInterrupted
     try:
-        return _run(args, ConfigError, load_config, Trainer,
-                    (TrainingDataError, TrainingDivergedError, TrainSetupError))
+        return _run(args)
     except KeyboardInterrupt as exc:  # TrainingInterrupted, or an interrupt before the handlers
         if not isinstance(exc, TrainingInterrupted):
             exc = TrainingInterrupted(getattr(exc, "signum", 2))
@@ -63,49 +60,67 @@ def main(argv=None, _exit_on_interrupt: bool = False) -> int:
         restore_signals()
 
 
-def _run(args, ConfigError, load_config, Trainer, train_errors) -> int:
+def _run(args) -> int:
+    """Config and paths (exit 2, nothing written), then --print-config, --check or the training."""
+    from segnext_jt.cli import UsageError, check_work_dir, print_platform_line
+    from segnext_jt.config import ConfigError, load_config
     from segnext_jt.config_schema import check_seed
+    work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     try:
         cfg = load_config(args.config, args.cfg_options)
         if args.seed is not None:
             check_seed(args.seed, "--seed")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(cfg.to_yaml(flow_lists=True), end="")
-        return 0
-    for warning in cfg.warnings():
-        print(f"warning: {warning}", file=sys.stderr)
-    from segnext_jt.data.ade20k import DataError
-    from segnext_jt.data.sampling import SampleLoadError
-    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
-    from segnext_jt.cli import UsageError, check_work_dir, one_line
-    work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
-    try:
+        if args.print_config:
+            print(cfg.to_yaml(flow_lists=True), end="")
+            return 0
         check_work_dir(work_dir)
         _check_input_paths(cfg, args.resume)
-    except UsageError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from segnext_jt.cli import print_platform_line
+    for warning in cfg.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     print_platform_line()
     if args.check:
         return _preflight(cfg, work_dir, args)
+    return _train(cfg, work_dir, args)
+
+
+def _train(cfg, work_dir: str, args) -> int:
+    """The run; every expected failure is one `error:` line: 2 when nothing was written (config,
+    weights), 1 for data, checkpoints, divergence and file-system faults during the run."""
+    from segnext_jt.cli import one_line
+    from segnext_jt.config import ConfigError
+    from segnext_jt.data.dataset import DataError
+    from segnext_jt.data.sampling import SampleLoadError
+    from segnext_jt.engine.checkpoint import CheckpointWriteError
+    from segnext_jt.engine.trainer import Trainer, TrainingDataError, TrainingDivergedError, TrainSetupError
+    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
     try:
-        trainer = Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
-                          sync_bn=True if args.sync_bn else None)
-        result = trainer.train()
+        with Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
+                     sync_bn=True if args.sync_bn else None) as trainer:
+            result = trainer.train()
     except (ConfigError, CheckpointNotFoundError) as exc:  # e.g. a classes.txt of another length; weights
         print(f"error: {one_line(exc)}", file=sys.stderr)   # not found or not downloadable (nothing written)
         return 2
-    except (DataError, SampleLoadError, CheckpointError, *train_errors, FileNotFoundError) as exc:
+    except (DataError, SampleLoadError, CheckpointError, TrainingDataError, TrainingDivergedError, TrainSetupError,
+            CheckpointWriteError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the file system failed mid-run (log.json, the work dir)
+        print(f"error: {one_line(_os_failure(exc, work_dir))}", file=sys.stderr)
         return 1
     if result.summary:
         from segnext_jt.io.files import dumps_strict
         print(dumps_strict(result.summary))
     return 0
+
+
+def _os_failure(exc: OSError, work_dir: str) -> str:
+    from segnext_jt.engine.checkpoint import find_latest_checkpoint, write_failure
+    latest = find_latest_checkpoint(work_dir) if os.path.isdir(work_dir) else None
+    last = f"the last checkpoint is {latest}." if latest else "no checkpoint had been written yet."
+    return write_failure(exc, str(exc.filename or work_dir), 0, last)
 
 
 def _preflight(cfg, work_dir: str, args) -> int:

@@ -14,6 +14,7 @@ their own modules; ``data.dataset: custom`` builds this class directly.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -61,6 +62,15 @@ class SplitSource(NamedTuple):
 # --------------------------------------------------------------------------
 
 
+def check_pixels(path: str, size: Tuple[int, int]) -> None:
+    """Refuse an image larger than Pillow's limit (about 89 megapixels) before decoding it: a
+    decompression bomb, or a photo that needs resizing first (decoding it would take gigabytes)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and size[0] * size[1] > limit:
+        raise DataError(f"{path}: {size[0]}x{size[1]} pixels, more than the {limit} this reads "
+                        "(PIL.Image.MAX_IMAGE_PIXELS); resize it first")
+
+
 def read_image_bgr(path: str) -> np.ndarray:
     """Read an image as cv2.imread(path, IMREAD_COLOR) would: BGR uint8 (H, W, 3).
 
@@ -68,7 +78,11 @@ def read_image_bgr(path: str) -> np.ndarray:
     dropped; grey, palette and 16-bit images become 3-channel 8-bit.
     """
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL warns between 1x and 2x its pixel limit: we refuse instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            check_pixels(path, im.size)
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # cv2 reduces 16-bit images to 8 bits by dropping the low byte.
@@ -78,6 +92,10 @@ def read_image_bgr(path: str) -> np.ndarray:
                 if im.mode != "RGB":
                     im = im.convert("RGB")
                 rgb = np.asarray(im)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: {e}") from None
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL's UnidentifiedImageError is an OSError

@@ -20,6 +20,16 @@ from ..rng import check_seed
 from .sampling import SampleLoadError, load_train_sample, load_val_sample, sample_indices
 from .worker_pool import WorkerPool
 
+
+def worker_error(info: Tuple[str, Optional[str], str]) -> SampleLoadError:
+    """A data worker's failure as the same one line as without workers; the worker's traceback only
+    with SEGNEXT_DEBUG=1 (it names the worker's frames, not the bad file, which the line names)."""
+    message, filename, tb = info
+    own = f"{SampleLoadError.__name__}: "  # the worker prefixes the type; ours names itself already
+    message = message[len(own):] if message.startswith(own) else message
+    from ..cli import debug_enabled
+    return SampleLoadError(message + (f"\n--- worker traceback ---\n{tb}" if debug_enabled() else ""), filename)
+
 __all__ = ["TrainLoader", "ValLoader"]
 
 
@@ -148,9 +158,8 @@ class TrainLoader(_WorkerOwner):
         while len(got) < len(self.slots):
             (rit, slot), ok, out = self._pool.get()
             if not ok:
-                message, filename, tb = out
                 self.close()
-                raise SampleLoadError(f"{message}\n--- worker traceback ---\n{tb}", filename)
+                raise worker_error(out)
             self._pending[rit][slot] = out
         del self._pending[it]
         self._submit_ahead()
@@ -213,8 +222,7 @@ class ValLoader(_WorkerOwner):
                 while any(k not in done for k in range(start, stop)):
                     key, ok, out = self._pool.get()
                     if not ok:
-                        message, filename, tb = out
-                        raise SampleLoadError(f"{message}\n--- worker traceback ---\n{tb}", filename)
+                        raise worker_error(out)
                     done[key] = out
                 yield [done.pop(k) for k in range(start, stop)]
         finally:

@@ -5,12 +5,13 @@ reaches it rather than when its sample is first drawn.
 """
 from __future__ import annotations
 
+import warnings
 from typing import List, NamedTuple, Optional
 
 from PIL import Image
 from tqdm import tqdm
 
-from .dataset import INTEGER_LABEL_MODES, SegDataset, label_mode_problem
+from .dataset import INTEGER_LABEL_MODES, DataError, SegDataset, check_pixels, label_mode_problem
 
 
 class PairProblem(NamedTuple):
@@ -21,16 +22,18 @@ class PairProblem(NamedTuple):
 def _header(path: str, what: str) -> "tuple[Optional[tuple], Optional[str], Optional[str]]":
     """((w, h), mode, None) from the header of an image file, or (None, None, problem)."""
     try:
-        with Image.open(path) as im:  # reads the header only; pixels are decoded on demand
-            size, mode = im.size, im.mode
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only; pixels are decoded on demand
+                size, mode = im.size, im.mode
     except FileNotFoundError:
         return None, None, f"{what} file not found"
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for a damaged file
         return None, None, f"cannot read the {what} header ({type(exc).__name__}: {exc})"
-    max_pixels = Image.MAX_IMAGE_PIXELS
-    if max_pixels and size[0] * size[1] > max_pixels:
-        return None, None, (f"{what} is {size[0]}x{size[1]} pixels, more than Pillow's limit of {max_pixels} "
-                            "(a decompression bomb, or an image that needs resizing first)")
+    try:
+        check_pixels(what, size)
+    except DataError as exc:
+        return None, None, str(exc)
     return size, mode, None
 
 

@@ -6,9 +6,11 @@ to be good, prunes old ones and names the newest good one when a run stops.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
+import shutil
 from typing import Optional
 
 import numpy as np
@@ -30,6 +32,35 @@ class TrainingDivergedError(RuntimeError):
 
 class TrainSetupError(ValueError):
     """The run cannot start as configured (batch split, class count, resume checkpoint)."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, read-only file system, work dir gone)."""
+
+
+def _free_bytes(path: str) -> Optional[int]:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
+def write_failure(exc: OSError, path: str, needed: int, last_good: str) -> str:
+    """One line for a failed write of `path`: what happened, bytes needed and free when the disk is
+    full, and that nothing was lost."""
+    what = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        free = _free_bytes(path)
+        sizes = ([f"needs about {needed / 2**20:.0f} MB"] if needed else []) + [
+            f"{'?' if free is None else f'{free / 2**20:.0f} MB'} free"]
+        what += f" ({', '.join(sizes)})"
+    elif exc.errno == errno.ENOENT and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        what = "the work dir was deleted or moved during the run"
+    elif exc.errno == errno.ENOTDIR:
+        what = "the work dir was replaced by a file during the run"
+    return (f"cannot write {path}: {what}. Nothing was lost: {last_good} Fix the cause (free space, "
+            "permissions) and rerun with --resume")
 
 
 def nonfinite_keys(arrays: dict) -> list:
@@ -161,7 +192,11 @@ class TrainCheckpoints:
                 f"not written. {self.last_good_message(it)}")
         meta = dict(meta, checkpoint_kind=CHECKPOINT_KIND)
         with critical_section():
-            save_npz(path, arrays, meta)
+            try:
+                save_npz(path, arrays, meta)
+            except OSError as exc:  # disk full, read-only, work dir gone: the atomic write left nothing
+                raise CheckpointWriteError(write_failure(exc, path, sum(a.nbytes for a in arrays.values()),
+                                                         self.last_good_message(it))) from None
             self.good = [p for p in self.good if p != path] + [path]
             self._prune()
         return path

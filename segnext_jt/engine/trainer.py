@@ -8,8 +8,6 @@ Python/NumPy global RNG states.
 """
 from __future__ import annotations
 
-import contextlib
-import glob
 import math
 import os
 import platform
@@ -39,27 +37,18 @@ from ..evaluation.run import majority_baseline, run_evaluation
 from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
 from .. import hub, rng
-from ..io.files import (UnsafeLockError, json_safe, lock_holder, read_json, try_lock, unlock,
-                        write_json_atomic)
+from ..io.files import json_safe, read_json, write_json_atomic
 from ..platform_info import env_info_text
 from ..memory import memory_kind, memory_mb
-from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, checkpoint_arrays,
-                         describe_keys, find_latest_checkpoint, nonfinite_keys, read_train_checkpoint)
+from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, check_resume_shapes,
+                         checkpoint_arrays, describe_keys, find_latest_checkpoint, nonfinite_keys,
+                         read_train_checkpoint)
+from .work_dir import WorkDirLock, WorkDirLockedError, remove_stale_temporaries
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
 from ..progress import first_step_notice, restart_rate
 from .pretrained import init_backbone
 from .optim import AdamW, build_param_groups, lr_at
-
-# Leftovers of interrupted atomic writes (io.files.atomic_file names them ".<name>.<random>.tmp");
-# "log.json.tmp" is what earlier versions of the log writer left.
-STALE_TMP_PATTERNS = (".iter_*.npz.*.tmp", ".log.json.*.tmp", "log.json.tmp", ".train_result.json.*.tmp")
-LOCK_NAME = ".lock"
-
-
-class WorkDirLockedError(TrainSetupError):
-    """Another training process holds the work dir."""
-
 
 class TrainingDataError(ValueError):
     """The training data cannot train anything (e.g. every label pixel is ignore_index)."""
@@ -100,7 +89,7 @@ class Trainer:
                                        hub.FROM_SCRATCH_HINT, progress=progress and self.rank == 0)
                            if cfg.model.backbone.pretrained else None)
         os.makedirs(work_dir, exist_ok=True)
-        self._lock_fd: Optional[int] = None
+        self._lock = WorkDirLock(work_dir)
         self._acquire_lock()
         try:
             self._setup(cfg, resume, sync_bn)
@@ -109,7 +98,8 @@ class Trainer:
             raise
 
     def _setup(self, cfg: Config, resume: Optional[str], sync_bn: Optional[bool]) -> None:
-        self._remove_stale_temporaries()
+        if self.rank == 0:
+            remove_stale_temporaries(self.work_dir, self._log)
         rng.seed_everything(self.seed)
         self._build_model(cfg, sync_bn if sync_bn is not None else cfg.train.sync_bn)
         self._build_data(cfg)
@@ -180,44 +170,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ work dir
     def _acquire_lock(self) -> None:
-        """Hold an exclusive flock on <work_dir>/.lock for the life of the run (rank 0): a second
-        training process on the same work dir would interleave checkpoints and log lines."""
-        if fcntl is None or self.rank != 0 or self._lock_fd is not None:
-            return
-        path = os.path.join(self.work_dir, LOCK_NAME)
-        try:
-            fd = try_lock(path)
-        except UnsafeLockError as exc:  # a symlink planted as .lock: nothing is written through it
-            raise WorkDirLockedError(str(exc)) from None
-        if fd is None:
-            raise WorkDirLockedError(
-                f"work dir {self.work_dir} is in use by another training process "
-                f"({lock_holder(path)}, lock {path}); wait for it to end or use another --work-dir")
-        self._lock_fd = fd
+        """Rank 0 holds the work dir's lock for the life of the run."""
+        if fcntl is not None and self.rank == 0:
+            self._lock.acquire()
 
     def _release_lock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        unlock(fd)
+        self._lock.release()
 
     def close(self) -> None:
         """Release the work-dir lock (train() does it when it returns or raises)."""
         self._release_lock()
 
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._release_lock()
+    def __enter__(self) -> "Trainer":
+        return self
 
-    def _remove_stale_temporaries(self) -> None:
-        """Temporary files of atomic writes that a killed run (SIGKILL, power loss) left behind.
-        Safe to delete: we hold the work-dir lock, so no other writer owns them."""
-        if self.rank != 0:
-            return
-        stale = sorted({p for pat in STALE_TMP_PATTERNS for p in glob.glob(os.path.join(self.work_dir, pat))})
-        for path in stale:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        if stale:
-            self._log(f"removed {len(stale)} temporary file(s) left by an interrupted run in {self.work_dir}")
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ helpers
     def _log(self, msg: str) -> None:
@@ -273,6 +241,7 @@ class Trainer:
 
     def _resume(self, path: str) -> None:
         weights, optim, meta = read_train_checkpoint(path, self.seed)
+        check_resume_shapes(path, weights, optim, self.model, self.optimizer)
         self._load_weights(weights)
         self.optimizer.load_state_arrays(optim, meta["n_step"])
         rng.set_global_rng_state(meta["rng"])

@@ -39,13 +39,15 @@ def majority_baseline(dataset) -> dict:
 
 
 def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False, out_dir: Optional[str] = None,
-                   limit: Optional[int] = None, progress: bool = True, model=None, logger=print) -> dict:
-    """Returns a JSON-able summary: mIoU/mAcc/aAcc (%), per-class IoU/Acc (%), counts, timing, table."""
+                   limit: Optional[int] = None, progress: bool = True, model=None, logger=print,
+                   allow_nonfinite: bool = False) -> dict:
+    """Returns a JSON-able summary: mIoU/mAcc/aAcc (%), per-class IoU/Acc (%), counts, timing, table.
+    `allow_nonfinite` evaluates a checkpoint with NaN/inf weights (to inspect it; refused otherwise)."""
     dataset = build_dataset(cfg.data, "val", cfg.model.decode_head.num_classes)
     check_dataset_matches(cfg, dataset)
     if model is None:
         model = build_segmentor(cfg)
-        load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None)
+        load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None, allow_nonfinite=allow_nonfinite)
     model.set_nmf_seed(cfg.eval.seed)
     evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, dataset.num_classes, dataset.classes)
     indices = None if limit is None else list(range(min(limit, len(dataset))))

@@ -109,3 +109,19 @@ def test_exif_orientation_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees on display
     im.save(tmp_path / "x.jpg", exif=exif.tobytes())
     assert read_image_bgr(str(tmp_path / "x.jpg")).shape == (8, 4, 3)
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    """A 60000^2 PNG is a decompression bomb and a 12000^2 one costs gigabytes decoded: one line,
+    from the header, for training, infer and the pre-flight check alike."""
+    from segnext_jt.data.dataset import read_image_bgr
+    from segnext_jt.data.verify import _header
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 200 - 1)  # the same check at a small size
+    with pytest.raises(DataError, match=r"big\.png: 300x200 pixels, more than the 59999"):
+        read_image_bgr(str(path))
+    assert "300x200 pixels" in _header(str(path), "image")[2]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # over 2x the limit: PIL's own bomb error
+    with pytest.raises(DataError, match=r"big\.png: "):
+        read_image_bgr(str(path))

@@ -47,7 +47,7 @@ def test_train_loader_workers_and_resume_identical(small_demo_dir):
     assert not np.array_equal(other[0]["img"], ref[0]["img"])
 
 
-def test_loader_errors_name_the_file(small_demo_dir, tmp_path):
+def test_loader_errors_name_the_file(small_demo_dir, tmp_path, monkeypatch):
     src = small_demo_dir / "ADEChallengeData2016"
     root = tmp_path / "ADEChallengeData2016"
     shutil.copytree(src, root)
@@ -60,12 +60,18 @@ def test_loader_errors_name_the_file(small_demo_dir, tmp_path):
         with TrainLoader(ds, pipe, batch_size=n, seed=0) as loader:
             next(loader)
     assert info.value.filename == str(bad)
+    without_workers = str(info.value)
     loader = TrainLoader(ds, pipe, batch_size=n, seed=0, num_workers=1)
     workers = list(loader._pool._procs)
-    with pytest.raises(SampleLoadError, match=r"(?s)ADE_train_00000004\.jpg.*worker traceback.*DataError"):
+    with pytest.raises(SampleLoadError, match=r"ADE_train_00000004\.jpg.*DataError") as info:
         with loader:
             next(loader)
+    assert str(info.value) == without_workers and "\n" not in without_workers  # one line, workers or not
     assert not any(p.is_alive() for p in workers)
+    monkeypatch.setenv("SEGNEXT_DEBUG", "1")  # the worker's traceback, for debugging
+    with pytest.raises(SampleLoadError, match=r"(?s)ADE_train_00000004\.jpg.*worker traceback.*DataError"):
+        with TrainLoader(ds, pipe, batch_size=n, seed=0, num_workers=1) as loader:
+            next(loader)
     # The ordered val iterator with a worker reports the same way.
     val = ValLoader(ds, batch_size=2, num_workers=1)
     with pytest.raises(SampleLoadError, match="ADE_train_00000004.jpg"):

@@ -80,3 +80,6 @@ def test_tools_refuse_a_nan_checkpoint_in_one_line(tmp_path, tiny_checkpoint, ti
         assert proc.returncode == 1 and len(err) == 1 and "NaN/inf" in err[0], (cmd, proc.stderr[-1500:])
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out.npz").exists() and not (tmp_path / "frozen.npz").exists()
+    proc = run_cli([*tool_cmd("tools", "eval.py"), DEMO_CFG, str(bad), "--no-progress", "--allow-nonfinite",
+                    "--cfg-options", *tiny_train_options], env=CLI_ENV)
+    assert proc.returncode == 0 and "loaded with NaN/inf" in proc.stderr, proc.stderr[-1500:]

@@ -50,7 +50,13 @@ def test_protocol5_pickles_load_like_protocol4(tmp_path: Path, trailer: bool) ->
             assert got.flags.writeable, key  # owns its memory, like the protocol-4 path
     assert out["state_dict"]["fortran"].flags.f_contiguous
     assert out["meta"] == {"iter": 5, "names": ("a", "b")}
-    _, _, source = read_any_checkpoint(path)
+    # as a checkpoint, the dtype policy applies (io/dtype_policy.py): weights are floats
+    with pytest.raises(CheckpointFormatError, match="'i64' has dtype int64"):
+        read_any_checkpoint(path)
+    floats = tmp_path / "p5_floats.pkl"
+    floats.write_bytes(pickle.dumps({"state_dict": {k: v for k, v in ARRAYS.items()
+                                                    if np.asarray(v).dtype.kind == "f"}}, protocol=5))
+    _, _, source = read_any_checkpoint(floats)
     assert source == "jseg"
 
 
