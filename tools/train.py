@@ -120,7 +120,7 @@ def _os_failure(exc: OSError, work_dir: str) -> str:
     from segnext_jt.engine.checkpoint import find_latest_checkpoint, write_failure
     latest = find_latest_checkpoint(work_dir) if os.path.isdir(work_dir) else None
     last = f"the last checkpoint is {latest}." if latest else "no checkpoint had been written yet."
-    return write_failure(exc, str(exc.filename or work_dir), 0, last)
+    return write_failure(exc, str(getattr(exc, "filename2", None) or exc.filename or work_dir), 0, last)
 
 
 def _preflight(cfg, work_dir: str, args) -> int:

@@ -43,7 +43,7 @@ from ..memory import memory_kind, memory_mb
 from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, check_resume_shapes,
                          checkpoint_arrays, describe_keys, find_latest_checkpoint, nonfinite_keys,
                          read_train_checkpoint)
-from .work_dir import WorkDirLock, WorkDirLockedError, remove_stale_temporaries
+from .work_dir import WorkDirLock, remove_stale_temporaries
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
 from ..progress import first_step_notice, restart_rate
@@ -94,7 +94,7 @@ class Trainer:
         try:
             self._setup(cfg, resume, sync_bn)
         except BaseException:
-            self._release_lock()
+            self.close()
             raise
 
     def _setup(self, cfg: Config, resume: Optional[str], sync_bn: Optional[bool]) -> None:
@@ -174,12 +174,9 @@ class Trainer:
         if fcntl is not None and self.rank == 0:
             self._lock.acquire()
 
-    def _release_lock(self) -> None:
-        self._lock.release()
-
     def close(self) -> None:
         """Release the work-dir lock (train() does it when it returns or raises)."""
-        self._release_lock()
+        self._lock.release()
 
     def __enter__(self) -> "Trainer":
         return self
@@ -288,7 +285,7 @@ class Trainer:
         if self._finished is not None:
             self._log(f"already finished at iteration {self.start_iter} (train.max_iters="
                       f"{self.cfg.train.max_iters}); nothing changed, the result is in train_result.json")
-            self._release_lock()
+            self.close()
             return TrainResult(self.start_iter, self._finished.get("final_loss"), None,
                                str(self._finished.get("checkpoint") or ""), summary=self._finished)
         self._acquire_lock()
@@ -303,7 +300,7 @@ class Trainer:
             latest = self.checkpoints.good[-1] if self.checkpoints.good else None
             raise TrainingInterrupted(signum, self._done, latest) from None
         finally:
-            self._release_lock()
+            self.close()
 
     def _train(self) -> TrainResult:
         cfg = self.cfg.train

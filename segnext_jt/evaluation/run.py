@@ -1,7 +1,6 @@
 """Evaluate a checkpoint on the config's validation split (what tools/eval.py and the seed sweep run)."""
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np

@@ -22,8 +22,8 @@ from helpers import (DEMO_CFG, ROOT, demo_trainer, lines_without_timing, log_rec
                      strict_json)
 
 from segnext_jt.engine.logger import JsonLogWriter
-from segnext_jt.engine.trainer import (TrainingDataError, TrainingDivergedError, TrainSetupError,
-                                       WorkDirLockedError)
+from segnext_jt.engine.trainer import TrainingDataError, TrainingDivergedError, TrainSetupError
+from segnext_jt.engine.work_dir import WorkDirLockedError
 from segnext_jt.io import load_npz, save_npz
 
 def _checkpoints(work):
