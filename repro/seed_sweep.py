@@ -355,7 +355,11 @@ def _check_arguments(args) -> None:
             shlex.split(args.slurm_args)
         except ValueError as exc:
             raise UsageError(f"--slurm-args {args.slurm_args!r}: {exc}") from None
-    load_config(args.config, args.cfg_options)
+    # the evaluation settings too: a bad --nmf-draws or eval seed must fail now, not after the training
+    load_config(args.config, args.cfg_options + [f"eval.nmf_draws={args.nmf_draws}"])
+    from segnext_jt.config_schema import check_seed
+    for seed in (args.seeds or []) + (args.eval_seeds or []):
+        check_seed(seed, "--seeds/--eval-seeds")
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UsageError(f"checkpoint not found: {args.checkpoint}" if not os.path.exists(args.checkpoint)
                          else f"--checkpoint {args.checkpoint}: not a regular file")

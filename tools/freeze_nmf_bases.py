@@ -39,14 +39,13 @@ def _run(args) -> int:
     from segnext_jt.io.errors import ensure_file
     if not args.output.endswith(".npz"):
         raise UsageError(f"output {args.output!r} must end with .npz (the only format this tool writes)")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    from segnext_jt.config_schema import check_range, check_seed
+    check_seed(args.seed, "--seed")
     rank = args.rank if args.rank is not None else 16
     if args.config:
         from segnext_jt.config import load_config
         rank = load_config(args.config).model.decode_head.ham.md_r
-    if rank < 1:
-        raise UsageError(f"--rank must be >= 1, got {rank}")
+    check_range(rank, "--rank", 1, 512)  # the config's md_r range: a huge rank would ask for gigabytes
     check_output_file(args.output, "output")
     ensure_file(args.checkpoint)
     install_signal_handlers()

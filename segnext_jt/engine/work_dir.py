@@ -52,6 +52,9 @@ def remove_stale_temporaries(work_dir: str, log: Callable[[str], None]) -> None:
     no other writer owns them."""
     stale = sorted({p for pat in STALE_TMP_PATTERNS for p in glob.glob(os.path.join(work_dir, pat))})
     for path in stale:
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise TrainSetupError(f"{path}: a directory where a temporary file of an interrupted write was "
+                                  "expected; nothing of this run's writes it; remove it or use another --work-dir")
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
     if stale:

@@ -71,7 +71,7 @@ def test_bad_resume_checkpoints_are_one_line(tmp_path, tiny_train_options, finis
     one_error_line(proc, needle, code=1)
 
 
-@pytest.mark.parametrize("planted", ["log.json", ".lock"])
+@pytest.mark.parametrize("planted", ["log.json", ".lock", ".iter_4.npz.abc123.tmp"])
 def test_a_directory_where_a_file_belongs_is_one_line(tmp_path, tiny_train_options, planted):
     work = tmp_path / "work"
     (work / planted).mkdir(parents=True)
@@ -107,3 +107,13 @@ def test_write_failures_name_the_path_and_the_cause(tmp_path, err, needle):
     assert message.startswith(f"cannot write {path}: ") and needle in message and "--resume" in message
     gone = str(tmp_path / "deleted" / "log.json")
     assert "the work dir was deleted or moved" in write_failure(OSError(errno.ENOENT, "x", gone), gone, 0, "")
+
+
+def test_tools_check_their_own_numbers_before_any_work(tmp_path, tiny_checkpoint, tiny_train_options):
+    from helpers import sweep_cmd
+    proc = run_cli([*tool_cmd("tools", "freeze_nmf_bases.py"), str(tiny_checkpoint), str(tmp_path / "f.npz"),
+                    "--rank", "100000000"])
+    one_error_line(proc, "--rank must be in [1, 512], got 100000000")
+    proc = run_cli(sweep_cmd(tmp_path / "sweep", tiny_train_options, "--seeds", "0..1", "--nmf-draws", "100"))
+    one_error_line(proc, "eval.nmf_draws must be in 1..64, got 100")
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "f.npz").exists()
