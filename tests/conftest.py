@@ -65,6 +65,21 @@ def x64():
     return jt.array(np.load(FIXTURES / TINY / "input.npy"))  # (2, 3, 64, 64) normalised images
 
 
+@pytest.fixture
+def alarm():
+    """Fail with TimeoutError (instead of hanging the suite) if the test blocks for 30 s: for reads
+    that must refuse a FIFO rather than wait on it."""
+    import signal
+
+    def on_alarm(signum, frame):
+        raise TimeoutError("blocked for 30 s")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
 # ---------------------------------------------------------------------------- demo data, tiny training
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):

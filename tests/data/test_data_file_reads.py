@@ -2,7 +2,6 @@
 with a size cap, a UTF-8 BOM dropped, and one short line naming the file when refused (issue 18,
 class 2). A FIFO must be refused before anything blocks on it."""
 import os
-import signal
 
 import pytest
 
@@ -13,16 +12,6 @@ READERS = [(read_classes_file, MAX_CLASSES_FILE_BYTES, "classes file"),
            (_read_split_file, MAX_SPLIT_FILE_BYTES, "split file")]
 
 
-@pytest.fixture
-def alarm():
-    """Fail (instead of hanging the suite) if a read blocks for more than 10 s."""
-    def on_alarm(signum, frame):
-        raise TimeoutError("the read blocked")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 def _one_line_naming(exc_info, path, *words):

@@ -1,7 +1,6 @@
 """Lock files and atomic writes never write through a planted symlink or hard link, and results get
 the mode the umask asks for (issue 18, class 5); small inputs are read as regular files (class 2)."""
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -21,15 +20,6 @@ def victim(tmp_path):
     return path
 
 
-@pytest.fixture
-def alarm():
-    def on_alarm(signum, frame):
-        raise TimeoutError("blocked")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 # ---------------------------------------------------------------------------------------- locks

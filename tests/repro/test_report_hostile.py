@@ -21,15 +21,6 @@ from repro import compare_logs, report
 HUGE = "9" * 5001  # more digits than Python converts from text (sys.get_int_max_str_digits)
 
 
-@pytest.fixture
-def alarm():
-    def on_alarm(signum, frame):
-        raise TimeoutError("blocked")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 def _result(seed=1, **over):
