@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from repro.log_parsing import MEMORY_KINDS  # noqa: E402
-from repro.logs import LogParseError, compare_logs, iter_rows, parse_log, shared_train_rows  # noqa: E402
+from repro.log_parsing import LogParseError, parse_log  # noqa: E402
+from repro.logs import compare_logs, iter_rows, shared_train_rows  # noqa: E402
 from segnext_jt.io.files import atomic_file, dumps_strict  # noqa: E402
 
 

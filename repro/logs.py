@@ -24,18 +24,13 @@ import difflib
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from repro.log_parsing import (MAX_ITER, LogParseError, TrainingLog, TrainRecord, TrainRecords,  # noqa: F401
-                               ValRecord, parse_log)
+from repro.log_parsing import TrainingLog, TrainRecords
 
-__all__ = [
-    "LogParseError", "TrainRecord", "ValRecord", "TrainingLog", "parse_log", "binned_mean",
-    "extract_ham_settings", "compare_logs",
-]
+__all__ = ["binned_mean", "extract_ham_settings", "compare_logs", "shared_train_rows", "iter_rows"]
 
 
 # ------------------------------------------------------------------------------------------------

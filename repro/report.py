@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from repro import plots, power, stats  # noqa: E402
-from repro.logs import LogParseError, TrainingLog, parse_log  # noqa: E402
+from repro.log_parsing import LogParseError, TrainingLog, parse_log  # noqa: E402
 from repro.report_analysis import ReportData, analyze  # noqa: E402,F401
 from repro.report_inputs import (ReportInputError, Sweep, TrainLogs,  # noqa: E402,F401
                                  load_sweep, load_train_logs)

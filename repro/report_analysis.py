@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from repro import power, stats
-from repro.logs import TrainingLog
+from repro.log_parsing import TrainingLog
 from repro.report_inputs import Sweep, TrainLogs
 from repro.report_power import PowerData, analyze_power, mode_table
 from repro.report_reference import Reference

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from repro.logs import LogParseError, TrainingLog, parse_log
+from repro.log_parsing import LogParseError, TrainingLog, parse_log
 from repro.results import ResultError, RunResult, load_result, read_json_file
 from segnext_jt.io.limits import printable
 

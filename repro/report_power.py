@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from repro import plots, power, stats
-from repro.logs import TrainingLog
+from repro.log_parsing import TrainingLog
 from repro.report_inputs import Sweep
 from repro.report_text import MODE_LABEL, Figures, fmt, fmt_cost
 from repro.results import MODES, RunResult

@@ -9,7 +9,8 @@ import pytest
 
 from helpers import LOGS
 
-from repro.logs import LogParseError, binned_mean, extract_ham_settings, parse_log
+from repro.log_parsing import LogParseError, parse_log
+from repro.logs import binned_mean, extract_ham_settings
 
 
 def test_parse_mmseg0_eval_iter_num_convention():
