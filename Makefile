@@ -31,7 +31,7 @@ demo: venv
 	@echo "report: $(SWEEP_DIR)/report.md"
 
 # docs/example_report/: a demo sweep of 5 training seeds x 4 NMF eval seeds (ss and ms+flip), its report,
-# and the three eval protocols (1 draw, K-draw means, frozen bases) on the same 5 checkpoints (~1 h on 2 cores)
+# and the three eval protocols (1 draw, K-draw means, frozen bases) on the same 5 checkpoints (~25 min on 2 cores)
 EXAMPLE_SWEEP := work_dirs/example_sweep
 example-report: venv
 	$(PY) tools/prepare_demo_data.py --out $(DEMO_DATA)
