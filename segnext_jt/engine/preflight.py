@@ -89,7 +89,7 @@ def check_data(cfg: Config, report: PreflightReport, progress: bool) -> Optional
     return samples
 
 
-def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -> bool:
+def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -> None:
     """The backbone's pretrained weights: resolved (cache, or downloaded as the run would) and
     matched key by key."""
     from .. import hub
@@ -100,15 +100,14 @@ def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -
         on_purpose = not any("trains from scratch" in w for w in cfg.warnings())  # demo, custom data
         report.add("weights", OK if on_purpose else WARN, "model.backbone.pretrained is null: the backbone "
                                                            "starts from random weights")
-        return True
+        return
     try:
         resolved = hub.resolve(spec, "model.backbone.pretrained", hub.FROM_SCRATCH_HINT, progress=progress)
         line = init_backbone(model, resolved)["line"]
     except (ValueError, OSError, CheckpointError) as exc:
         report.add("weights", FAIL, " ".join(str(exc).split()))
-        return False
+        return
     report.add("weights", OK, line)
-    return True
 
 
 def check_step(cfg: Config, model, samples: list, per_process_batch: int, device: str,
@@ -186,7 +185,7 @@ def check_budget(cfg: Config, model, step: Optional[dict], work_dir: str, runs: 
 
 def run_preflight(cfg: Config, work_dir: str, runs: int = 1, parallel: int = 1, world_size: int = 1,
                   progress: bool = True) -> PreflightReport:
-    """Every check in order; a failed data or weights check skips the training step."""
+    """Every check in order; a failed data check skips the training step."""
     from .. import runtime
     from ..models import build_segmentor
     report = PreflightReport()
@@ -196,9 +195,9 @@ def run_preflight(cfg: Config, work_dir: str, runs: int = 1, parallel: int = 1, 
     report.add("device", OK, summary_line() + (f" ({world_size} processes)" if world_size > 1 else ""))
     samples = check_data(cfg, report, progress)
     model = build_segmentor(cfg)
-    weights_ok = check_weights(cfg, model, report, progress)
+    check_weights(cfg, model, report, progress)
     step = None
-    if samples is not None and weights_ok:
+    if samples is not None:  # timed even when the weights failed: speed and memory do not depend on them
         step = check_step(cfg, model, samples, cfg.train.batch_size // world_size, runtime.DEVICE, report)
     check_budget(cfg, model, step, work_dir, runs, parallel, report)
     return report
