@@ -10,7 +10,6 @@ import errno
 import glob
 import os
 import re
-import shutil
 from typing import Optional
 
 import numpy as np
@@ -19,6 +18,7 @@ from ..config_schema import quote
 from ..io import load_npz, save_npz
 from ..io.dtype_policy import NonFiniteCheckpointError, apply_dtype_policy
 from ..io.errors import CheckpointFormatError
+from ..io.files import free_bytes
 from ..io.native import OPTIMIZER_PREFIX, STATE_DICT_PREFIX
 from .interrupts import critical_section
 
@@ -38,20 +38,12 @@ class CheckpointWriteError(RuntimeError):
     """A checkpoint could not be written (disk full, read-only file system, work dir gone)."""
 
 
-def _free_bytes(path: str) -> Optional[int]:
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        return shutil.disk_usage(directory).free
-    except OSError:
-        return None
-
-
 def write_failure(exc: OSError, path: str, needed: int, last_good: str) -> str:
     """One line for a failed write of `path`: what happened, bytes needed and free when the disk is
     full, and that nothing was lost."""
     what = exc.strerror or type(exc).__name__
     if exc.errno == errno.ENOSPC:
-        free = _free_bytes(path)
+        free = free_bytes(os.path.dirname(os.path.abspath(path)))
         sizes = ([f"needs about {needed / 2**20:.0f} MB"] if needed else []) + [
             f"{'?' if free is None else f'{free / 2**20:.0f} MB'} free"]
         what += f" ({', '.join(sizes)})"

@@ -9,7 +9,6 @@ disk use, against the free space where the work dir will be.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -17,6 +16,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..config import Config
+from ..io.files import free_bytes
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 SAMPLES_THROUGH_PIPELINE = 2
@@ -156,14 +156,6 @@ def checkpoint_bytes(model, optimizer_moments: int = 2) -> int:
     return total + optimizer_moments * params * 4
 
 
-def free_bytes(work_dir: str) -> int:
-    """Free space of the file system where `work_dir` is or will be created."""
-    path = os.path.abspath(work_dir)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return shutil.disk_usage(path).free
-
-
 def check_budget(cfg: Config, model, step: Optional[dict], work_dir: str, runs: int, parallel: int,
                  report: PreflightReport) -> None:
     """Wall time of the run(s) (`parallel` at a time) and checkpoint disk use against the free space."""
@@ -174,12 +166,14 @@ def check_budget(cfg: Config, model, step: Optional[dict], work_dir: str, runs: 
         at_once = f", {parallel} at a time" if parallel > 1 and runs > 1 else ""
         report.add("time", OK, f"~{_duration(total)} for {t.max_iters} iterations x {runs} run(s){at_once} at "
                                f"{step['step_s']:.2f} s/iteration (evaluations every {t.eval_interval} not included)")
-    n_ckpt = min(t.max_keep_checkpoints, -(-t.max_iters // t.checkpoint_interval)) + 1  # +1: the atomic temp
+    written = -(-t.max_iters // t.checkpoint_interval)
+    kept = written if t.max_keep_checkpoints == 0 else min(t.max_keep_checkpoints, written)  # 0 keeps all
+    n_ckpt = kept + 1  # +1: the atomic write's temporary file
     need = checkpoint_bytes(model) * n_ckpt * runs
     free = free_bytes(work_dir)
-    status = OK if need < free else FAIL
+    status = WARN if free is None else (OK if need < free else FAIL)
     report.add("disk", status, f"checkpoints need ~{_human(need)} ({n_ckpt} x {_human(checkpoint_bytes(model))}"
-                               f"{f' x {runs} runs' if runs > 1 else ''}), {_human(free)} free at "
+                               f"{f' x {runs} runs' if runs > 1 else ''}), {'?' if free is None else _human(free)} free at "
                                f"{os.path.abspath(work_dir)}")
 
 

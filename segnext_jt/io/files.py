@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import stat
 import tempfile
 from typing import IO, Any, Iterator, Optional
@@ -101,6 +102,18 @@ def read_regular_file(path: "str | os.PathLike[str]", max_bytes: int, error: typ
     if len(data) > max_bytes:  # it grew since the stat
         raise error(too_big)
     return data
+
+
+def free_bytes(path: "str | os.PathLike[str]") -> Optional[int]:
+    """Free bytes on the file system where `path` is, or will be created (its nearest existing
+    ancestor); None when it cannot be asked."""
+    current = os.path.abspath(os.fspath(path))
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    try:
+        return shutil.disk_usage(current).free
+    except OSError:
+        return None
 
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:

@@ -121,3 +121,16 @@ def test_print_config_shows_the_resolved_chain():
     import yaml
     from segnext_jt.config import config_from_dict
     assert config_from_dict(yaml.safe_load(proc.stdout)).to_dict() == resolved.to_dict()
+
+
+@pytest.mark.parametrize("keep, expected", [(3, 4), (0, 7), (10, 7)])
+def test_disk_estimate_counts_the_checkpoints_kept(tmp_path, tiny_train_options, keep, expected):
+    """6 iterations, a checkpoint every 1 -> 6 written; max_keep_checkpoints=0 keeps them all; +1 for
+    the atomic write's temporary file."""
+    from segnext_jt.models import build_segmentor
+    from segnext_jt.engine.preflight import PreflightReport, check_budget
+    cfg = load_config(DEMO_CFG, tiny_train_options + ["train.checkpoint_interval=1",
+                                                      f"train.max_keep_checkpoints={keep}"])
+    report = PreflightReport()
+    check_budget(cfg, build_segmentor(cfg), None, str(tmp_path), runs=1, parallel=1, report=report)
+    assert f"({expected} x " in _rows(report)["disk"][1]
