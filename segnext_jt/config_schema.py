@@ -430,11 +430,16 @@ class Config:
         self._check_num_classes()
         return self
 
+    def from_scratch_on_a_benchmark(self) -> bool:
+        """No pretrained backbone on a benchmark layout (the released numbers start from ImageNet
+        weights; the demo and custom data have none to start from)."""
+        return not self.model.backbone.pretrained and self.data.dataset not in ("custom", "demo_mnist")
+
     def warnings(self) -> list[str]:
         """Legal but suspicious values, one line each (the tools print them before any work)."""
         out = []
         bb, t = self.model.backbone, self.train
-        if not bb.pretrained and self.data.dataset not in ("custom", "demo_mnist"):
+        if self.from_scratch_on_a_benchmark():
             out.append("model.backbone.pretrained is null: the backbone trains from scratch, far below the released "
                        "numbers (which start from ImageNet weights)")
         if t.optimizer.lr > 1e-2:

@@ -97,9 +97,8 @@ def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -
     from .pretrained import init_backbone
     spec = cfg.model.backbone.pretrained
     if not spec:
-        on_purpose = not any("trains from scratch" in w for w in cfg.warnings())  # demo, custom data
-        report.add("weights", OK if on_purpose else WARN, "model.backbone.pretrained is null: the backbone "
-                                                           "starts from random weights")
+        report.add("weights", WARN if cfg.from_scratch_on_a_benchmark() else OK,
+                   "model.backbone.pretrained is null: the backbone starts from random weights")
         return
     try:
         resolved = hub.resolve(spec, "model.backbone.pretrained", hub.FROM_SCRATCH_HINT, progress=progress)
