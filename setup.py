@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="SegNeXt (MSCAN + LightHamHead) in Jittor, faithful to mmsegmentation, with a seed-spread "
                 "reproducibility harness",
-    packages=find_packages(include=["segnext_jt", "segnext_jt.*", "repro"]),
+    packages=find_packages(include=["segnext_jt", "segnext_jt.*"]),  # repro/ holds commands, not a package
     python_requires=">=3.10",  # config.py uses types.UnionType (PEP 604 unions)
     install_requires=[
         "jittor",

@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from .config_schema import Config, ConfigError, quote
-from .io.files import read_regular_file
+from .files import read_regular_file
 
 
 def _type_name(tp: Any) -> str:

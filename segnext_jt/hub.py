@@ -251,7 +251,7 @@ def _exclusive(lock_path: str, log: Callable[[str], None]) -> Iterator[None]:
     except ImportError:
         yield
         return
-    from .io.files import lock_holder, try_lock, unlock
+    from .files import lock_holder, try_lock, unlock
     fd = try_lock(lock_path)
     if fd is None:
         log(f"waiting for {lock_holder(lock_path)}, which is downloading {lock_path[:-len('.lock')]}")

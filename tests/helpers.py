@@ -279,7 +279,7 @@ def sweep_cmd(work, options, *args) -> List[str]:
 
 
 def parse_svg(text: str) -> ET.Element:
-    """Parse an SVG 1.1 document written by repro/plots.py."""
+    """Parse an SVG 1.1 document written by segnext_jt/repro/report/svg.py."""
     root = ET.fromstring(text.encode("utf-8"))
     assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("version") == "1.1"
     return root

@@ -111,7 +111,7 @@ def test_debug_env_keeps_the_traceback(tmp_path):
 
 def test_output_path_checks_and_atomic_json(tmp_path):
     from segnext_jt.cli import UsageError, check_output_dir, check_output_file, check_work_dir
-    from segnext_jt.io.files import write_json_atomic
+    from segnext_jt.files import write_json_atomic
     assert check_output_file(str(tmp_path / "new" / "deeper" / "m.json")).endswith("m.json")  # creatable
     (tmp_path / "f").write_text("x")
     with pytest.raises(UsageError, match="is a file"):

@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     p.add_argument("work_dir")
     p.add_argument("--margin", type=float, default=8.0, help="mIoU points above the baseline (default 8)")
     args = p.parse_args(argv)
-    from segnext_jt.io.files import read_json
+    from segnext_jt.files import read_json
     path = os.path.join(args.work_dir, "train_result.json")
     try:
         result = read_json(path, what="training result")

@@ -42,7 +42,7 @@ def parse_args(argv=None):
 def _run(args) -> int:
     from segnext_jt.cli import UsageError, apply_device, check_output_dir, check_output_file
     apply_device(args.device)  # before Jittor's import; DeviceError -> exit 2
-    from segnext_jt.io.files import write_json_atomic
+    from segnext_jt.files import write_json_atomic
     from segnext_jt.config import load_config
     from segnext_jt.io.errors import ensure_file
     from segnext_jt.hub import is_remote, resolve

@@ -278,7 +278,7 @@ def main(argv=None) -> int:
               "budget_seconds": sum(BUDGETS["quick" if args.quick else "full"].values()),
               "tf32": "off for parity, ms+flip and mpirun (NVIDIA_TF32_OVERRIDE=0; Jittor use_tensorcore=0)",
               "rows": rows}
-    from segnext_jt.io.files import write_json_atomic
+    from segnext_jt.files import write_json_atomic
     write_json_atomic(json_path, report)
     print(f"\nevery number: {json_path}")
     return 0 if verdict != "FAIL" else 1

@@ -111,7 +111,7 @@ def _train(cfg, work_dir: str, args) -> int:
         print(f"error: {one_line(_os_failure(exc, work_dir))}", file=sys.stderr)
         return 1
     if result.summary:
-        from segnext_jt.io.files import dumps_strict
+        from segnext_jt.files import dumps_strict
         print(dumps_strict(result.summary))
     return 0
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from ..config import ConfigError
 from ..config_schema import quote
-from ..io.files import read_regular_file
+from ..files import read_regular_file
 from .dataset import DataError, _lines
 
 __all__ = ["checked_palette", "classes_path", "generated_palette", "read_classes_file", "resolve_classes"]

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..config_schema import quote
-from ..io.files import read_regular_file
+from ..files import read_regular_file
 from .transforms import Normalize, Results
 
 __all__ = [

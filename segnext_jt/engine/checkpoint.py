@@ -18,7 +18,7 @@ from ..config_schema import quote
 from ..io import load_npz, save_npz
 from ..io.dtype_policy import NonFiniteCheckpointError, apply_dtype_policy
 from ..io.errors import CheckpointFormatError
-from ..io.files import free_bytes
+from ..files import free_bytes
 from ..io.native import OPTIMIZER_PREFIX, STATE_DICT_PREFIX
 from .interrupts import critical_section
 

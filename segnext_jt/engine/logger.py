@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any, Callable, Optional
 
-from ..io.files import atomic_file, dumps_strict, write_text_atomic
+from ..files import atomic_file, dumps_strict, write_text_atomic
 from ..io.limits import short_repr
 
 

@@ -16,7 +16,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..config import Config
-from ..io.files import free_bytes
+from ..files import free_bytes
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 SAMPLES_THROUGH_PIPELINE = 2

@@ -37,7 +37,7 @@ from ..evaluation.run import majority_baseline, run_evaluation
 from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
 from .. import hub, rng
-from ..io.files import json_safe, read_json, write_json_atomic
+from ..files import json_safe, read_json, write_json_atomic
 from ..platform_info import env_info_text
 from ..memory import memory_kind, memory_mb
 from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, check_resume_shapes,

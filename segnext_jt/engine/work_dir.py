@@ -7,10 +7,10 @@ import glob
 import os
 from typing import Callable, Optional
 
-from ..io.files import UnsafeLockError, lock_holder, try_lock, unlock
+from ..files import UnsafeLockError, lock_holder, try_lock, unlock
 from .checkpoint import TrainSetupError
 
-# Leftovers of interrupted atomic writes (io.files.atomic_file names them ".<name>.<random>.tmp");
+# Leftovers of interrupted atomic writes (files.atomic_file names them ".<name>.<random>.tmp");
 # "log.json.tmp" is what earlier versions of the log writer left.
 STALE_TMP_PATTERNS = (".iter_*.npz.*.tmp", ".log.json.*.tmp", "log.json.tmp", ".train_result.json.*.tmp")
 LOCK_NAME = ".lock"

@@ -8,7 +8,7 @@ from typing import Dict, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..io.files import atomic_file
+from ..files import atomic_file
 
 
 def colorize(pred: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
@@ -57,7 +57,7 @@ def save_prediction(out_dir: str, image_path: str, pred: np.ndarray, img_bgr: np
 
 
 def _save_atomic(image: "Image.Image", path: str, fmt: str, **kwargs) -> None:
-    """An interrupted run never leaves a truncated image (see io.files.atomic_file)."""
+    """An interrupted run never leaves a truncated image (see files.atomic_file)."""
     with atomic_file(path, "wb") as f:
         image.save(f, format=fmt, **kwargs)
 

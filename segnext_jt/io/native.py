@@ -26,7 +26,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .files import atomic_file
+from ..files import atomic_file
 from .errors import CheckpointFormatError, ensure_file, names_file
 from .limits import MAX_ELEMENTS, MAX_JSON_BYTES, ZipGuard, printable, short_repr, to_jsonable
 

@@ -78,7 +78,7 @@ def test_reference_section_is_filled(name):
 
 
 def test_ade20k_references_match_the_report_defaults():
-    from repro.report import REFERENCE_RANGE_L, REFERENCES
+    from segnext_jt.repro.report.command import REFERENCE_RANGE_L, REFERENCES
     for size, (ss, ms) in REFERENCES.items():
         ref = load_config(os.path.join(CONFIGS, f"segnext_{size}.yaml")).reference
         assert (ref.ss, ref.msflip) == (ss, ms) and ref.source

@@ -186,7 +186,7 @@ def test_custom_config_errors_name_the_key():
 
 def test_report_names_the_seed_sensitive_classes(tmp_path):
     """repro/report.py's per-class table shows the names the evaluations recorded (class_names)."""
-    from repro import report
+    from segnext_jt.repro.report import command as report
     sweep = tmp_path / "sweep"
     for seed, iou in ((0, [91.0, 40.0, 70.0]), (1, [90.0, 55.0, 71.0]), (2, [92.0, 30.0, 69.0])):
         (sweep / f"seed_{seed}").mkdir(parents=True)

@@ -8,9 +8,9 @@ import pytest
 
 from helpers import LOGS, one_error_line, run_cli, tool_cmd
 
-from repro import compare_logs as compare_cli
-from repro.log_parsing import parse_log
-from repro.logs import compare_logs
+from segnext_jt.repro.report import compare_logs as compare_cli
+from segnext_jt.repro.report.log_parsing import parse_log
+from segnext_jt.repro.report.logs import compare_logs
 
 
 def test_compare_logs_and_cli(tmp_path, capsys):

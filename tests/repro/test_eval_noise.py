@@ -13,7 +13,7 @@ from helpers import DEMO_CFG, ROOT, eval_demo
 
 
 def test_protocol_rows_pool_within_checkpoint_spread_and_pair_the_shift():
-    from repro.eval_noise import SINGLE, protocol_rows
+    from segnext_jt.repro.sweep.eval_noise import SINGLE, protocol_rows
     runs = []
     for c, offset in (("a", 40.0), ("b", 44.0)):
         for s, v in enumerate((-1.0, 1.0)):

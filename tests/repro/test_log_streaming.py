@@ -10,8 +10,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from repro.log_parsing import TrainRecord, TrainRecords, _dedupe, parse_log
-from repro.logs import compare_logs
+from segnext_jt.repro.report.log_parsing import TrainRecord, TrainRecords, _dedupe, parse_log
+from segnext_jt.repro.report.logs import compare_logs
 
 
 def _random_records(n: int, seed: int) -> list[TrainRecord]:
@@ -97,9 +97,9 @@ def test_parse_and_compare_use_a_fraction_of_the_file_size(tmp_path):
 
 @pytest.mark.parametrize("n_b", [0, 3, 2000])
 def test_out_file_written_row_by_row_equals_the_full_result(tmp_path, n_b):
-    from repro.compare_logs import write_comparison
-    from repro.logs import shared_train_rows
-    from segnext_jt.io.files import json_safe
+    from segnext_jt.repro.report.compare_logs import write_comparison
+    from segnext_jt.repro.report.logs import shared_train_rows
+    from segnext_jt.files import json_safe
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     _write_log(a, 1500, 0)
     _write_log(b, n_b, 1)

@@ -1,4 +1,4 @@
-"""repro/logs.py: parsing synthetic training logs in both mmseg formats, errors naming file and line,
+"""segnext_jt/repro/report/logs.py: parsing synthetic training logs in both mmseg formats, errors naming file and line,
 resumed logs, HAM settings, binned means. No Jittor."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from helpers import LOGS
 
-from repro.log_parsing import LogParseError, parse_log
-from repro.logs import binned_mean, extract_ham_settings
+from segnext_jt.repro.report.log_parsing import LogParseError, parse_log
+from segnext_jt.repro.report.logs import binned_mean, extract_ham_settings
 
 
 def test_parse_mmseg0_eval_iter_num_convention():

@@ -1,11 +1,11 @@
-"""repro/plots.py: the SVG plots parse as SVG 1.1, NaNs break lines, empty inputs. No Jittor."""
+"""segnext_jt/repro/report/svg.py: the SVG plots parse as SVG 1.1, NaNs break lines, empty inputs. No Jittor."""
 from __future__ import annotations
 
 import pytest
 
 from helpers import parse_svg
 
-from repro import plots
+from segnext_jt.repro.report import svg as plots
 
 
 def test_svg_plots_parse():

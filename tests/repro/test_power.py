@@ -1,4 +1,4 @@
-"""repro/power.py against closed forms, and a simulation check of the report's own estimators on
+"""segnext_jt/repro/report/power.py against closed forms, and a simulation check of the report's own estimators on
 synthetic nested sweeps (train-seed effect + eval-seed noise with known standard deviations).
 
 Every simulation uses a fixed seed, so the test is deterministic; tolerances are multiples of the
@@ -14,7 +14,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from repro import power, report, stats
+from segnext_jt.repro.report import power
+
+from segnext_jt.repro.report import command as report
+
+from segnext_jt.repro.report import stats
 
 Z = sps.norm.ppf(0.975) + sps.norm.ppf(0.80)  # z_{1-alpha/2} + z_{power}
 MC_SE_MULT = 4.0

@@ -13,7 +13,9 @@ import pytest
 
 from helpers import LOGS, ROOT, parse_svg
 
-from repro import report
+from segnext_jt.repro.report import command as report
+from segnext_jt.repro.report import inputs as report_inputs
+from segnext_jt.repro.report.reference import infer_size
 
 
 def _write_result(d: Path, seed, evals, train_log=None, final_loss=None, name="result.json"):
@@ -132,15 +134,15 @@ def test_report_strict_errors(tmp_path, capsys, mutate, pattern):
     assert report.main([str(sweep)]) == 2
     err = capsys.readouterr().err
     assert "result.json" in err
-    with pytest.raises(report.ReportInputError, match=pattern):
-        report.load_sweep(sweep)
+    with pytest.raises(report_inputs.ReportInputError, match=pattern):
+        report_inputs.load_sweep(sweep)
 
 
 def test_report_empty_dir_and_reference_inference(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(report.ReportInputError, match="no seed_<k>/result.json"):
-        report.load_sweep(tmp_path / "empty")
+    with pytest.raises(report_inputs.ReportInputError, match="no seed_<k>/result.json"):
+        report_inputs.load_sweep(tmp_path / "empty")
     mm1_name = "configs/segnext/segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512.py"
-    assert report.infer_size([mm1_name]) == "t"
-    assert report.infer_size(["segnext_large_512x512_ade_160k.pkl"]) == "l"
-    assert report.infer_size(["something.yaml"]) is None
+    assert infer_size([mm1_name]) == "t"
+    assert infer_size(["segnext_large_512x512_ade_160k.pkl"]) == "l"
+    assert infer_size(["something.yaml"]) is None

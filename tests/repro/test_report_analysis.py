@@ -1,11 +1,11 @@
-"""repro/report_analysis.py pieces that the end-to-end report tests do not pin down."""
+"""segnext_jt/repro/report/analysis.py pieces that the end-to-end report tests do not pin down."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from repro.report_analysis import per_class_sd
-from repro.report_inputs import TrainLogs
-from repro.results import EvalEntry, RunResult
+from segnext_jt.repro.report.analysis import per_class_sd
+from segnext_jt.repro.report.inputs import TrainLogs
+from segnext_jt.repro.sweep.results import EvalEntry, RunResult
 
 
 def _runs(class_names=None):

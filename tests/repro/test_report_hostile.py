@@ -16,7 +16,9 @@ import pytest
 
 from helpers import LOGS, ROOT
 
-from repro import compare_logs, report
+from segnext_jt.repro.report import compare_logs
+
+from segnext_jt.repro.report import command as report
 
 HUGE = "9" * 5001  # more digits than Python converts from text (sys.get_int_max_str_digits)
 
@@ -172,7 +174,7 @@ def test_train_log_is_confined_to_the_sweep_and_regular_files(tmp_path, capsys, 
 
 
 def report_inputs_cap():
-    from repro.report_inputs import MAX_TRAIN_LOG_BYTES
+    from segnext_jt.repro.report.inputs import MAX_TRAIN_LOG_BYTES
     return MAX_TRAIN_LOG_BYTES
 
 

@@ -9,8 +9,10 @@ import pytest
 
 from helpers import ROOT
 
-from repro import report, report_reference
-from repro.report_reference import Reference
+from segnext_jt.repro.report import command as report
+
+from segnext_jt.repro.report import reference as report_reference
+from segnext_jt.repro.report.reference import Reference
 from segnext_jt.config import Config
 
 needs_section = pytest.mark.skipif(not hasattr(Config(), "reference"),

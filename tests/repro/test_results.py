@@ -1,4 +1,4 @@
-"""repro/results.py: the result.json / eval-entry types shared by seed_sweep.py and report.py."""
+"""segnext_jt/repro/sweep/results.py: the result.json / eval-entry types shared by seed_sweep.py and report.py."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from repro import report
-from repro.results import (EvalEntry, ResultError, RunResult, eval_entry_from_summary,
+from segnext_jt.repro.report import command as report
+from segnext_jt.repro.sweep.results import (EvalEntry, ResultError, RunResult, eval_entry_from_summary,
                            load_result)
-from segnext_jt.io.files import json_safe
+from segnext_jt.files import json_safe
 
 OLD_RESULT = {  # written before cfg_options / num_images / nmf_draws existed
     "seed": 3, "config": "configs/segnext_l.yaml", "checkpoint": "seed_3/iter_160000.npz",

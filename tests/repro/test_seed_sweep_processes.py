@@ -126,7 +126,7 @@ def test_locked_seed_dir_is_refused_with_the_holders_pid(tmp_path, options):
 
 
 def test_seed_lists_are_capped_without_being_materialised():
-    from repro import seed_sweep
+    from segnext_jt.repro.sweep import seed_sweep
     from segnext_jt.cli import UsageError
     spec = seed_sweep.parse_seed_spec("0..2000000000")
     assert spec.count() == 2_000_000_001

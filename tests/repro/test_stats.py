@@ -1,4 +1,4 @@
-"""repro/stats.py against hand calculations and SciPy. No Jittor."""
+"""segnext_jt/repro/report/stats.py against hand calculations and SciPy. No Jittor."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from repro import stats
-from segnext_jt.io.files import json_safe
+from segnext_jt.repro.report import stats
+from segnext_jt.files import json_safe
 
 
 def test_summary_hand_values():

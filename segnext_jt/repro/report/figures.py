@@ -1,14 +1,16 @@
-"""The report's SVG figures, built with repro/plots.py from repro/report_analysis.py's data.
+"""The report's SVG figures, built with segnext_jt/repro/report/svg.py from segnext_jt/repro/report/analysis.py's data.
 Each function returns SVG text; naming and writing them is the renderer's job."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from repro import plots, stats
-from repro.logs import binned_mean
-from repro.report_analysis import CheckpointMode, Curves, Decomposition
-from repro.report_reference import Reference
-from repro.report_text import MODE_LABEL, fmt
+from segnext_jt.repro.report import svg as plots
+
+from segnext_jt.repro.report import stats
+from segnext_jt.repro.report.logs import binned_mean
+from segnext_jt.repro.report.analysis import CheckpointMode, Curves, Decomposition
+from segnext_jt.repro.report.reference import Reference
+from segnext_jt.repro.report.text import MODE_LABEL, fmt
 
 REPORTED = "reported"
 OFFICIAL_STYLE = {"color": "#222222", "dashed": True, "width": 3.0}

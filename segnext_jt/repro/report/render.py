@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from repro import report_plots, stats
-from repro.report_analysis import LOSS_FROM_LOG, ReportData
-from repro.report_power import render_power
-from repro.report_text import MODE_LABEL, Figures, fmt, md_code, md_text
-from repro.results import MODES, SELECTION_RULE
+from segnext_jt.repro.report import figures as report_plots
+
+from segnext_jt.repro.report import stats
+from segnext_jt.repro.report.analysis import LOSS_FROM_LOG, ReportData
+from segnext_jt.repro.report.power_section import render_power
+from segnext_jt.repro.report.text import MODE_LABEL, Figures, fmt, md_code, md_text
+from segnext_jt.repro.sweep.results import MODES, SELECTION_RULE
 
 SPREAD_INTRO = (
     "*std* is the sample standard deviation (n−1): how much one training run differs from "

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from repro.log_parsing import TrainingLog, TrainRecords
+from segnext_jt.repro.report.log_parsing import TrainingLog, TrainRecords
 
 __all__ = ["binned_mean", "extract_ham_settings", "compare_logs", "shared_train_rows", "iter_rows"]
 

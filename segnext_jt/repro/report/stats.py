@@ -1,7 +1,7 @@
 """Statistics for seed sweeps: summaries, where a reference number falls, the train-seed / eval-seed
 variance split, and paired comparisons between two sweeps.
 
-Everything returns frozen dataclasses (``.as_dict()`` gives dicts; segnext_jt.io.files.json_safe
+Everything returns frozen dataclasses (``.as_dict()`` gives dicts; segnext_jt.files.json_safe
 makes them strict JSON). Random resampling
 uses fixed seeds so that a report regenerated from the same inputs is byte-identical.
 """

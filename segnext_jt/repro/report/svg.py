@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from segnext_jt.io.files import write_text_atomic
+from segnext_jt.files import write_text_atomic
 
 __all__ = ["Series", "StripGroup", "PALETTE", "nice_ticks", "line_plot", "strip_plot",
            "histogram", "write_svg"]

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from repro.stats import NAN, VarianceDecomposition, _AsDict, variance_decomposition
+from segnext_jt.repro.report.stats import NAN, VarianceDecomposition, _AsDict, variance_decomposition
 
 __all__ = [
     "ALPHA", "POWER", "DEFAULT_DELTAS", "DEFAULT_HALFWIDTH", "DEFAULT_TRAIN_COST",

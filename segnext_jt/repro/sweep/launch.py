@@ -12,9 +12,10 @@ import time
 from typing import Optional
 
 from segnext_jt.environment import child_env
-from segnext_jt.io.files import lock_holder, try_lock, unlock, write_text_atomic
+from segnext_jt.repro import REPO_ROOT
+from segnext_jt.files import lock_holder, try_lock, unlock, write_text_atomic
 
-SWEEP_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seed_sweep.py")
+SWEEP_SCRIPT = str(REPO_ROOT / "repro" / "seed_sweep.py")  # the command, a thin script
 DEFAULT_MAX_SEEDS = 1000  # --max-seeds default; a worker is passed the flag only when it differs
 LOCK_NAME = ".lock"  # the training lock in a training work dir (tools/train.py takes it too)
 SWEEP_LOCK_NAME = ".sweep.lock"  # held by the sweep worker of a seed for its whole life

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from segnext_jt.io.files import read_json
+from segnext_jt.files import read_json
 from segnext_jt.io.limits import short_repr
 
 MODES = ("ss", "msflip")

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from repro.report_inputs import ReportInputError, Sweep
+from segnext_jt.repro import REPO_ROOT
+from segnext_jt.repro.report.inputs import ReportInputError, Sweep
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # mmseg README numbers for ADE20K 512x512 160k (docs/design.md §7.1): (ss, ms+flip). The seed range
 # is only stated for L.

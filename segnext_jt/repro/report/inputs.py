@@ -1,10 +1,10 @@
-"""Reading a sweep directory for the report: the plan, every result.json (repro/results.py) and
+"""Reading a sweep directory for the report: the plan, every result.json (segnext_jt/repro/sweep/results.py) and
 the training logs they name. Strict about content, tolerant of unfinished seeds.
 
     DIR/sweep.json                 optional plan: {"config": str, "seeds": [int], "eval_seeds":
                                    [int], "cfg_options": [str], "created": str, ...}; planned
                                    seeds without a result are listed as missing
-    DIR/seed_<k>/result.json       one per training seed k (repro/results.py: RESULT_SCHEMA)
+    DIR/seed_<k>/result.json       one per training seed k (segnext_jt/repro/sweep/results.py: RESULT_SCHEMA)
     DIR/checkpoint_eval/result.json  optional checkpoint-only sweep ("seed": null): one released
                                    checkpoint evaluated with several eval seeds
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from repro.log_parsing import LogParseError, TrainingLog, parse_log
-from repro.results import ResultError, RunResult, load_result, read_json_file
+from segnext_jt.repro.report.log_parsing import LogParseError, TrainingLog, parse_log
+from segnext_jt.repro.sweep.results import ResultError, RunResult, load_result, read_json_file
 from segnext_jt.io.limits import printable
 
 ReportInputError = ResultError  # the report's name for it: any input problem, one line

@@ -1,4 +1,4 @@
-"""Reading training logs (formats: repro/logs.py) into records, streamed: the file is read line by
+"""Reading training logs (formats: segnext_jt/repro/report/logs.py) into records, streamed: the file is read line by
 line and train records are kept column-wise (`TrainRecords`, ~90 bytes a record), so a log of
 millions of lines costs a few hundred MB instead of gigabytes. Every malformed line is one
 `LogParseError` naming the file and line."""

@@ -1,5 +1,5 @@
 """The report's "How many seeds?" section: the power analysis of the sweep's nested design
-(formulas in repro/power.py), its Markdown and its detectable-effect plot."""
+(formulas in segnext_jt/repro/report/power.py), its Markdown and its detectable-effect plot."""
 from __future__ import annotations
 
 import math
@@ -8,11 +8,15 @@ from typing import Any, Optional
 
 import numpy as np
 
-from repro import plots, power, stats
-from repro.log_parsing import TrainingLog
-from repro.report_inputs import Sweep
-from repro.report_text import MODE_LABEL, Figures, fmt, fmt_cost
-from repro.results import MODES, RunResult
+from segnext_jt.repro.report import svg as plots
+
+from segnext_jt.repro.report import power
+
+from segnext_jt.repro.report import stats
+from segnext_jt.repro.report.log_parsing import TrainingLog
+from segnext_jt.repro.report.inputs import Sweep
+from segnext_jt.repro.report.text import MODE_LABEL, Figures, fmt, fmt_cost
+from segnext_jt.repro.sweep.results import MODES, RunResult
 
 POWER_INTRO = (
     "Planning numbers from the measured variance components, for a true difference Δ in mIoU "

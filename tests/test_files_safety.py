@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from segnext_jt.io import files
-from segnext_jt.io.files import (UnsafeLockError, atomic_file, lock_holder, read_regular_file, try_lock, unlock,
+from segnext_jt import files
+from segnext_jt.files import (UnsafeLockError, atomic_file, lock_holder, read_regular_file, try_lock, unlock,
                                  write_json_atomic, write_text_atomic)
 
 
@@ -27,7 +27,7 @@ def test_a_lock_of_our_own_is_taken_and_holds_our_pid(tmp_path):
     path = str(tmp_path / ".lock")
     fd = try_lock(path)
     assert fd is not None and lock_holder(path) == f"pid {os.getpid()}"
-    code = f"from segnext_jt.io.files import try_lock; print(try_lock({path!r}))"
+    code = f"from segnext_jt.files import try_lock; print(try_lock({path!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.getcwd())).stdout
     assert out.strip() == "None"  # held by us
@@ -66,8 +66,8 @@ def test_planted_lock_files_are_refused_and_nothing_written(tmp_path, victim, al
 
 
 def test_seed_sweep_locks_refuse_a_planted_symlink(tmp_path, victim):
-    from repro.seed_sweep import held_lock
-    from repro.sweep_launch import busy_reason
+    from segnext_jt.repro.sweep.seed_sweep import held_lock
+    from segnext_jt.repro.sweep.launch import busy_reason
     seed_dir = tmp_path / "seed_0"
     seed_dir.mkdir()
     (seed_dir / ".lock").symlink_to(victim)
@@ -97,7 +97,7 @@ def test_written_files_follow_the_umask(tmp_path, umask):
 
 
 def test_umask_in_a_fresh_process_and_results_group_readable(tmp_path):
-    code = ("import os; from segnext_jt.io.files import write_json_atomic; "
+    code = ("import os; from segnext_jt.files import write_json_atomic; "
             f"write_json_atomic({str(tmp_path / 'a.json')!r}, 1)")
     subprocess.run(["sh", "-c", f"umask 002 && exec {sys.executable} -c \"{code}\""], check=True,
                    env=dict(os.environ, PYTHONPATH=os.getcwd()))

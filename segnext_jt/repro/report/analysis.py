@@ -1,5 +1,5 @@
 """Everything the seed-sweep report says, computed without touching a file: ``analyze(sweep,
-reference, ...) -> ReportData``. repro/report_render.py turns it into Markdown, JSON and SVG."""
+reference, ...) -> ReportData``. segnext_jt/repro/report/render.py turns it into Markdown, JSON and SVG."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,13 +7,15 @@ from typing import Any, Optional
 
 import numpy as np
 
-from repro import power, stats
-from repro.log_parsing import TrainingLog
-from repro.report_inputs import Sweep, TrainLogs
-from repro.report_power import PowerData, analyze_power, mode_table
-from repro.report_reference import Reference
-from repro.report_text import MODE_LABEL
-from repro.results import MODES, EvalEntry, RunResult
+from segnext_jt.repro.report import power
+
+from segnext_jt.repro.report import stats
+from segnext_jt.repro.report.log_parsing import TrainingLog
+from segnext_jt.repro.report.inputs import Sweep, TrainLogs
+from segnext_jt.repro.report.power_section import PowerData, analyze_power, mode_table
+from segnext_jt.repro.report.reference import Reference
+from segnext_jt.repro.report.text import MODE_LABEL
+from segnext_jt.repro.sweep.results import MODES, EvalEntry, RunResult
 
 FRACTION_WARNING = ("every mIoU is <= 1: result.json values must be percentages, were fractions "
                     "written?")
