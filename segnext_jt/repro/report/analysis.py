@@ -11,6 +11,7 @@ from segnext_jt.repro.report import power
 
 from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.log_parsing import TrainingLog
+from segnext_jt.repro.report.platforms import Platforms, analyze_platforms
 from segnext_jt.repro.report.inputs import Sweep, TrainLogs
 from segnext_jt.repro.report.power_section import PowerData, analyze_power, mode_table
 from segnext_jt.repro.report.reference import Reference
@@ -155,6 +156,7 @@ class ReportData:
     power: PowerData
     per_class_sd: Optional[list[dict[str, Any]]]
     warnings: list[str] = field(default_factory=list)
+    platforms: Optional[Platforms] = None  # None: one platform (or none recorded)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -306,7 +308,9 @@ def analyze(sweep: Sweep, reference: Reference, logs: Optional[TrainLogs] = None
     per_seed = [seed_row(s, r, logs.by_seed.get(s)) for s, r in sweep.runs.items()]
     spr = spread(per_seed)
     decomps = decompositions(sweep.runs)
-    warnings = list(sweep.warnings) + reference.warnings + logs.warnings
+    plats = analyze_platforms(sweep.runs, logs.by_seed)
+    warnings = ([plats.warning] if plats else []) + list(sweep.warnings) + reference.warnings \
+        + logs.warnings
     all_mious = [e.mIoU for r in sweep.runs.values() for e in r.evals]
     if all_mious and max(all_mious) <= 1.0:
         warnings.append(FRACTION_WARNING)
@@ -320,4 +324,4 @@ def analyze(sweep: Sweep, reference: Reference, logs: Optional[TrainLogs] = None
         checkpoint_eval=checkpoint_eval(sweep.checkpoint_eval, reference, spr.summaries),
         curves=curves(logs.by_seed, official),
         comparison=comparison(spr.values, other, label, other_label), power=pw,
-        per_class_sd=per_class_sd(sweep.runs, logs=logs), warnings=warnings)
+        per_class_sd=per_class_sd(sweep.runs, logs=logs), warnings=warnings, platforms=plats)

@@ -11,6 +11,7 @@ from segnext_jt.repro.report import figures as report_plots
 
 from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.analysis import LOSS_FROM_LOG, ReportData
+from segnext_jt.repro.report.platforms import render_platforms_header, render_platforms_section
 from segnext_jt.repro.report.power_section import render_power
 from segnext_jt.repro.report.text import MODE_LABEL, Figures, fmt, md_code, md_text
 from segnext_jt.repro.sweep.results import MODES, SELECTION_RULE
@@ -56,7 +57,7 @@ def render(d: ReportData) -> Rendered:
     figs = Figures()
     sections: list[Callable[[ReportData, Figures], list[str]]] = [
         render_header, render_runs, render_per_seed, render_spread, render_positions,
-        render_variance, render_all_ss, render_checkpoint_eval, render_curves,
+        render_variance, lambda d, f: render_platforms_section(d.platforms), render_all_ss, render_checkpoint_eval, render_curves,
         render_comparison, lambda d, f: render_power(d.power, f), render_per_class,
         render_warnings]
     md = [line for section in sections for line in section(d, figs)]
@@ -67,6 +68,7 @@ def render_json(d: ReportData, plot_names: list[str]) -> dict[str, Any]:
     """report.json (before json_safe); key order as the sections appear."""
     out: dict[str, Any] = {
         "sweep_dir": d.sweep_dir, "plan": d.plan, "reference": d.reference.to_json(),
+        **({"platforms": d.platforms.to_json()} if d.platforms else {}),
         "selection_rule": SELECTION_RULE, "runs": d.runs.to_json(),
         "per_seed": [r.to_json() for r in d.per_seed], "summary": d.spread.summaries,
         "reference_position": d.positions,
@@ -131,7 +133,7 @@ def render_header(d: ReportData, figs: Figures) -> list[str]:
                      if ref.ss_range else "")
                   + (f", ms+flip {ref.msflip:.2f}" if ref.msflip is not None else "")
                   + f" ({md_text(ref.source)})")
-    return md + [f"* {SELECTION_RULE}", ""]
+    return md + [f"* {SELECTION_RULE}", ""] + render_platforms_header(d.platforms)
 
 
 def render_runs(d: ReportData, figs: Figures) -> list[str]:

@@ -19,6 +19,7 @@ __all__ = [
     "BOOTSTRAP_SEED", "Summary", "ReferencePosition", "VarianceDecomposition",
     "PairedComparison", "summary", "bootstrap_ci", "t_interval", "interquartile_mean",
     "reference_position", "variance_decomposition", "paired_comparison",
+    "NestedDecomposition", "nested_variance_decomposition",
 ]
 
 # Fixed resampling seed: reproducible reports (the CI is a property of the data, not of the run).
@@ -388,3 +389,101 @@ def paired_comparison(a: Mapping[Any, float], b: Mapping[Any, float], level: flo
         only_in_b=only_b, n=n, mean_delta=mean_d, std_delta=std_d, ci_level=level,
         t_ci_low=t_lo, t_ci_high=t_hi, boot_ci_low=b_lo, boot_ci_high=b_hi, boot_method=b_meth,
         t_stat=t_stat, p_ttest=p_t, wilcoxon_stat=w_stat, p_wilcoxon=p_w, notes=notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# platform / training seed / evaluation seed (three-level nested design)
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NestedDecomposition(_AsDict):
+    n_platforms: int
+    n_train_seeds: int
+    n_total: int
+    seeds_per_platform: dict[str, int]
+    df_platform: int
+    df_train: int
+    df_eval: int
+    ms_platform: float
+    ms_train: float
+    ms_eval: float
+    k_train: float  # E[MS_train] = var_eval + k_train * var_train
+    k_platform_train: float  # E[MS_platform] = var_eval + k_platform_train * var_train
+    k_platform: float  # ... + k_platform * var_platform
+    var_eval: float
+    var_train_raw: float
+    var_platform_raw: float
+    var_train: float  # clamped at 0
+    var_platform: float  # clamped at 0
+    share_platform: float
+    share_train: float
+    share_eval: float
+    f_platform: float  # MS_platform / MS_train (exact test when balanced)
+    p_platform: float
+    f_train: float  # MS_train / MS_eval
+    p_train: float
+    notes: list[str] = field(default_factory=list)
+
+
+def nested_variance_decomposition(
+        table: Mapping[Hashable, Mapping[Hashable, Sequence[float]]]) -> NestedDecomposition:
+    """Random-effects ANOVA of y_pte = mu + P_p + T_t(p) + E_pte, method of moments.
+
+    ``table`` is {platform: {training seed: [values over eval seeds]}} (NaN/None = missing). The
+    expected mean squares of the unbalanced nested design (Sokal & Rohlf, Biometry, ch. 10) give
+    var_eval = MS_eval, var_train = (MS_train - MS_eval) / k_train and var_platform =
+    (MS_platform - MS_eval - k_platform_train * var_train) / k_platform; negative estimates are
+    reported raw and clamped at 0. Needs >= 2 platforms, a platform with >= 2 training seeds and
+    a training seed with >= 2 values.
+    """
+    groups = {str(p): _groups_from_table(seeds) for p, seeds in table.items()}
+    groups = {p: g for p, g in groups.items() if g}
+    a = len(groups)
+    n_b = sum(len(g) for g in groups.values())
+    sizes = [np.array([v.size for v in g.values()], dtype=np.float64) for g in groups.values()]
+    big_n = float(sum(s.sum() for s in sizes))
+    df_p, df_t, df_e = a - 1, n_b - a, int(big_n) - n_b
+    if a < 2 or df_t < 1 or df_e < 1:
+        raise ValueError(f"nested_variance_decomposition: needs >= 2 platforms ({a}), more training "
+                         f"seeds than platforms ({n_b}) and a seed with >= 2 values")
+    grand = float(np.concatenate([v for g in groups.values() for v in g.values()]).mean())
+    ss_p = ss_t = ss_e = 0.0
+    for g in groups.values():
+        vals = np.concatenate(list(g.values()))
+        p_mean = float(vals.mean())
+        ss_p += vals.size * (p_mean - grand) ** 2
+        for v in g.values():
+            ss_t += v.size * (float(v.mean()) - p_mean) ** 2
+            ss_e += float(((v - v.mean()) ** 2).sum())
+    ms_p, ms_t, ms_e = ss_p / df_p, ss_t / df_t, ss_e / df_e
+    sum_sq_within = float(sum((s ** 2).sum() / s.sum() for s in sizes))  # sum_p sum_t n_pt^2 / N_p
+    sum_sq_all = float(sum((s ** 2).sum() for s in sizes)) / big_n
+    k_t = (big_n - sum_sq_within) / df_t
+    k_pt = (sum_sq_within - sum_sq_all) / df_p
+    k_p = (big_n - float(sum(s.sum() ** 2 for s in sizes)) / big_n) / df_p
+    var_t_raw = (ms_t - ms_e) / k_t
+    var_p_raw = (ms_p - ms_e - k_pt * var_t_raw) / k_p
+    var_t, var_p = max(var_t_raw, 0.0), max(var_p_raw, 0.0)
+    total = var_p + var_t + ms_e
+    notes = [f"{name} variance estimate negative ({raw:.4g}); clamped to 0"
+             for name, raw in (("platform", var_p_raw), ("train-seed", var_t_raw)) if raw < 0]
+    if a < 4:
+        notes.append(f"only {a} platforms: the platform variance has {df_p} degree(s) of freedom "
+                     f"and is a rough estimate")
+
+    def f_test(num: float, den: float, d1: int, d2: int) -> tuple[float, float]:
+        if den > 0:
+            return num / den, float(sps.f.sf(num / den, d1, d2))
+        return (math.inf, 0.0) if num > 0 else (NAN, NAN)
+
+    f_p, p_p = f_test(ms_p, ms_t, df_p, df_t)
+    f_t, p_t = f_test(ms_t, ms_e, df_t, df_e)
+    return NestedDecomposition(
+        n_platforms=a, n_train_seeds=n_b, n_total=int(big_n),
+        seeds_per_platform={p: len(g) for p, g in groups.items()},
+        df_platform=df_p, df_train=df_t, df_eval=df_e, ms_platform=ms_p, ms_train=ms_t,
+        ms_eval=ms_e, k_train=k_t, k_platform_train=k_pt, k_platform=k_p, var_eval=ms_e,
+        var_train_raw=var_t_raw, var_platform_raw=var_p_raw, var_train=var_t, var_platform=var_p,
+        share_platform=var_p / total if total > 0 else NAN,
+        share_train=var_t / total if total > 0 else NAN,
+        share_eval=ms_e / total if total > 0 else NAN,
+        f_platform=f_p, p_platform=p_p, f_train=f_t, p_train=p_t, notes=notes)
