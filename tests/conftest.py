@@ -31,6 +31,12 @@ import segnext_jt.runtime  # noqa: E402,F401  (before any test module imports ji
 from helpers import FIXTURES, TINY, TINY_TRAIN_OVERRIDES, fixture_config, fixture_model  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: runs a tool, a training run, a seed sweep or mpirun in subprocesses (end to end); "
+                   "`pytest -m \"not slow\"` leaves these out (tests/README.md)")
+
+
 @pytest.fixture(params=["fast", "reference"])
 def compute_path(request):
     """Run a test on both compute paths: the default one (native CPU kernels, eval folding) and the
