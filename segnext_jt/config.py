@@ -303,6 +303,11 @@ def read_config_tree(path: Union[str, Path]) -> dict:
         current = nxt
     merged: dict = {}
     for layer in reversed(layers):
+        ref, inherited = layer.get("reference"), merged.get("reference")
+        if isinstance(ref, dict) and "others" not in ref and isinstance(inherited, dict):
+            # other published values go with the numbers of the file that states them: a file with
+            # its own reference section (another size or dataset) does not inherit its base's
+            merged["reference"] = {k: v for k, v in inherited.items() if k != "others"}
         merged = _merge(merged, layer)
     return merged
 

@@ -387,27 +387,7 @@ class EvalConfig:
 # --------------------------------------------------------------------------------------------
 # Reference numbers
 # --------------------------------------------------------------------------------------------
-@dataclass
-class ReferenceConfig:
-    """Published mIoU (%) a run of this config is compared with (repro/report.py); all null when
-    there is nothing to compare with (the demo, your own data)."""
-    ss: Optional[float] = None       # single scale
-    msflip: Optional[float] = None   # multi-scale + flip
-    ss_range: Optional[list[float]] = None  # [low, high] of single-scale results over seeds, if published
-    source: Optional[str] = None     # where the numbers come from (paper table, README, log)
-
-    def validate(self, where: str) -> None:
-        for name in ("ss", "msflip"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 100.0:
-                raise ConfigError(f"{where}.{name} is an mIoU in percent (0..100), got {value}")
-        if self.ss_range is not None:
-            if len(self.ss_range) != 2 or not 0.0 <= self.ss_range[0] <= self.ss_range[1] <= 100.0:
-                raise ConfigError(f"{where}.ss_range needs [low, high] percentages with low <= high, "
-                                  f"got {self.ss_range}")
-        has_numbers = any(v is not None for v in (self.ss, self.msflip, self.ss_range))
-        if has_numbers and not (self.source or "").strip():
-            raise ConfigError(f"{where}.source: say where the reference numbers come from (paper table, README)")
+from .config_reference import ReferenceConfig  # noqa: E402  (after ConfigError, which it raises)
 
 
 @dataclass
@@ -472,6 +452,8 @@ class Config:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out.pop("source", None)
+        if not out["reference"]["others"]:  # unset: the config dump (log.json, checkpoints) is what it was
+            del out["reference"]["others"]
         return out
 
     def to_yaml(self, flow_lists: bool = False) -> str:

@@ -40,7 +40,7 @@ def test_every_benchmark_has_configs():
     benchmarks = {name[len("segnext_x_"):-len(".yaml")] for name in BENCHMARK_CONFIGS}
     assert benchmarks == set(CLASS_COUNTS)
     # the sizes the original repo / JSeg release: all four for Cityscapes, COCO-Stuff and iSAID
-    for benchmark in ("cityscapes", "coco_stuff164k", "isaid"):
+    for benchmark in ("cityscapes", "coco_stuff164k", "isaid", "pascal_context59"):
         assert {n[len("segnext_")] for n in BENCHMARK_CONFIGS if benchmark in n} == set("tsbl")
 
 
@@ -73,12 +73,66 @@ def test_reference_section_is_filled(name):
     assert ref.source and ref.source.strip()
     if ref.ss is not None and ref.msflip is not None:
         assert ref.ss < ref.msflip  # ms+flip reported above single scale in every published table
-    published = ("cityscapes" in name or "coco_stuff" in name or "isaid" in name)
-    assert (ref.ss is not None) == published  # VOC / Context: no published number for a recipe
+    published = ("cityscapes" in name or "coco_stuff" in name or "isaid" in name or "context" in name)
+    assert (ref.ss is not None) == published  # VOC: no published val number for a recipe
+
+
+# SegNeXt paper (arXiv 2209.08575) Table 12: Pascal Context 59, single scale / multi-scale
+PASCAL_CONTEXT_PAPER = {"t": (51.2, 53.3), "s": (54.2, 56.1), "b": (57.0, 59.0), "l": (58.7, 60.3)}
+
+
+@pytest.mark.parametrize("size", "tsbl")
+def test_pascal_context_configs_carry_the_paper_numbers_on_one_recipe(size):
+    cfg = load_config(os.path.join(CONFIGS, f"segnext_{size}_pascal_context59.yaml"))
+    assert (cfg.reference.ss, cfg.reference.msflip) == PASCAL_CONTEXT_PAPER[size]
+    assert "Table 12" in cfg.reference.source and f"SegNeXt-{size.upper()}" in cfg.reference.source
+    assert not cfg.reference.others
+    ade = load_config(os.path.join(CONFIGS, f"segnext_{size}.yaml"))
+    tiny = load_config(os.path.join(CONFIGS, "segnext_t_pascal_context59.yaml"))
+    # the model of the ADE20K config of that size, the data/schedule/eval of the T Context config
+    assert cfg.model.backbone == ade.model.backbone
+    assert (cfg.data, cfg.train, cfg.eval) == (tiny.data, tiny.train, tiny.eval)
+
+
+def test_ade20k_t_names_the_source_of_each_disagreeing_number():
+    ref = load_config(os.path.join(CONFIGS, "segnext_t.yaml")).reference
+    assert (ref.ss, "mmseg" in ref.source) == (41.50, True)
+    others = {o.ss: o.source for o in ref.others}
+    assert set(others) == {41.1, 41.4}
+    assert "paper" in others[41.1] and "original repo README" in others[41.4]
+
+
+@pytest.mark.parametrize("name", BENCHMARK_CONFIGS + ["segnext_s.yaml", "segnext_b.yaml", "segnext_l.yaml"])
+def test_no_config_shows_another_configs_published_values(name):
+    """Every config here inherits (directly or not) from segnext_t.yaml, whose others are T's ADE20K values."""
+    assert not load_config(os.path.join(CONFIGS, name)).reference.others
+
+
+def test_others_are_inherited_only_without_an_own_reference_section(tmp_path):
+    (tmp_path / "child_ref.yaml").write_text(f"base: {CONFIGS}/segnext_t.yaml\nreference:\n  ss: 40.0\n")
+    (tmp_path / "child_model.yaml").write_text(f"base: {CONFIGS}/segnext_t.yaml\nname: t_variant\n")
+    (tmp_path / "grandchild.yaml").write_text("base: child_model.yaml\nreference:\n  others: [{ss: 1.0, source: y}]\n")
+    own = load_config(tmp_path / "child_ref.yaml").reference
+    assert own.ss == 40.0 and own.others is None and "mmseg" in own.source  # the rest merges as before
+    assert [o.ss for o in load_config(tmp_path / "child_model.yaml").reference.others] == [41.1, 41.4]
+    assert [o.ss for o in load_config(tmp_path / "grandchild.yaml").reference.others] == [1.0]
+
+
+def test_other_published_values_are_validated_and_left_out_of_dumps_when_unset():
+    t = os.path.join(CONFIGS, "segnext_t.yaml")
+    with pytest.raises(ConfigError, match=r"reference.others\[0\].source: say where"):
+        load_config(t, ["reference.others=[{ss: 40.0}]"])
+    with pytest.raises(ConfigError, match=r"reference.others\[0\]: give ss and/or msflip"):
+        load_config(t, ["reference.others=[{source: x}]"])
+    with pytest.raises(ConfigError, match=r"reference.others\[0\].msflip is an mIoU"):
+        load_config(t, ["reference.others=[{msflip: 140, source: x}]"])
+    assert "others" in load_config(t).to_yaml()
+    city = load_config(os.path.join(CONFIGS, "segnext_t_cityscapes.yaml"))
+    assert "others" not in city.to_yaml()  # unset (or []): config dumps in logs read as before
 
 
 def test_ade20k_references_match_the_report_defaults():
-    from segnext_jt.repro.report.command import REFERENCE_RANGE_L, REFERENCES
+    from segnext_jt.repro.report.reference import REFERENCE_RANGE_L, REFERENCES
     for size, (ss, ms) in REFERENCES.items():
         ref = load_config(os.path.join(CONFIGS, f"segnext_{size}.yaml")).reference
         assert (ref.ss, ref.msflip) == (ss, ms) and ref.source

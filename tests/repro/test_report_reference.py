@@ -123,9 +123,9 @@ def test_repository_configs_need_no_typing(tmp_path):
     assert ref["source"].endswith(f"(reference section of {ROOT / cfg})") or \
         ref["source"].endswith(f"(reference section of {cfg})")
     # a section that says there is no published number: nothing to compare with, not ADE20K's
-    ref = _ref(_sweep(tmp_path / "p", str(ROOT / "configs" / "segnext_l_pascal_context59.yaml")))
+    ref = _ref(_sweep(tmp_path / "p", str(ROOT / "configs" / "segnext_l_voc12aug.yaml")))
     assert (ref["ss"], ref["msflip"], ref["ss_range"]) == (None, None, None)
-    assert ref["source"].startswith("no published number")
+    assert ref["source"].startswith("no published val number")
     md = (tmp_path / "p" / "out" / "report.md").read_text()
     assert "## Where the reported number falls" not in md
 
@@ -164,3 +164,26 @@ def test_broken_sweep_config_is_a_warning(tmp_path):
     assert data["reference"]["ss"] == 44.16  # the SegNeXt-S defaults
     assert any("could not be read for its reference values" in w and str(cfg) in w
                for w in data["warnings"])
+
+
+def test_each_published_value_is_shown_with_its_source(tmp_path):
+    """SegNeXt-T on ADE20K: mmseg 41.50 is the reference, the paper's 41.1 and the original README's
+    41.4 / 42.2 are listed beside it with their sources and placed among the seeds."""
+    sweep = _sweep(tmp_path / "t", str(ROOT / "configs" / "segnext_t.yaml"))
+    (sweep / "seed_1").mkdir()
+    (sweep / "seed_1" / "result.json").write_text(json.dumps({
+        "seed": 1, "config": str(ROOT / "configs" / "segnext_t.yaml"), "checkpoint": None, "final_loss": None,
+        "train_log": None, "eval": [{"eval_seed": 1, "mode": "ss", "mIoU": 41.2},
+                                    {"eval_seed": 1, "mode": "msflip", "mIoU": 42.0}]}))
+    ref = _ref(sweep)
+    assert ref["ss"] == 41.5 and "mmseg" in ref["source"]
+    assert [(o["ss"], o["msflip"]) for o in ref["others"]] == [(41.1, None), (41.4, 42.2)]
+    md = (sweep / "out" / "report.md").read_text()
+    head = md.split("## Runs")[0]
+    assert "* other published value: single-scale 41.10 (SegNeXt paper" in head
+    assert "* other published value: single-scale 41.40, ms+flip 42.20 (original repo README" in head
+    assert "Other published value 41.10 (SegNeXt paper" in md and "Other published value 42.20" in md
+    # a config without others: no key, no line (reports read as before)
+    ref = _ref(_sweep(tmp_path / "c", "configs/segnext_l_cityscapes.yaml"))
+    assert "others" not in ref
+    assert "other published" not in (tmp_path / "c" / "out" / "report.md").read_text()

@@ -35,6 +35,9 @@ class Reference:
     ss_range: Optional[tuple[float, float]]
     source: str
     warnings: list[str] = field(default_factory=list)  # for the report, not part of its JSON
+    # other published values for the same model and data (the config's reference.others), each
+    # {"ss": float | None, "msflip": float | None, "source": str}: shown beside the reference
+    others: list[dict[str, Any]] = field(default_factory=list)
 
     def for_mode(self, mode: str) -> Optional[float]:
         """The reported mIoU of an evaluation mode ("ss" or "msflip")."""
@@ -48,8 +51,11 @@ class Reference:
         return any(v is not None for v in (self.ss, self.msflip, self.ss_range))
 
     def to_json(self) -> dict[str, Any]:
-        return {"ss": self.ss, "msflip": self.msflip, "ss_range": self.ss_range,
-                "source": self.source}
+        out: dict[str, Any] = {"ss": self.ss, "msflip": self.msflip, "ss_range": self.ss_range,
+                               "source": self.source}
+        if self.others:  # only then: reports of configs without others are what they were
+            out["others"] = self.others
+        return out
 
 
 def infer_size(texts: Sequence[Optional[str]]) -> Optional[str]:
@@ -95,8 +101,10 @@ def config_reference(path: Path, overrides: Optional[list[str]] = None) -> Optio
     if ss is None and ms is None and rng is None and not note:
         return None
     where = f"reference section of {path}"
+    others = [{"ss": o.ss, "msflip": o.msflip, "source": o.source}
+              for o in (getattr(section, "others", None) or [])]
     return Reference(None if ss is None else float(ss), None if ms is None else float(ms), rng,
-                     f"{note} ({where})" if note else where)
+                     f"{note} ({where})" if note else where, others=others)
 
 
 def _find_config(name: str) -> Optional[Path]:
@@ -163,4 +171,4 @@ def resolve_reference(sweep: Sweep, ref: Optional[float] = None,
                      msflip=ref_ms if ref_ms is not None else base.msflip,
                      ss_range=ref_range if ref_range is not None else base.ss_range,
                      source=f"command-line values + {base.source}" if cli else base.source,
-                     warnings=warnings)
+                     warnings=warnings, others=base.others)

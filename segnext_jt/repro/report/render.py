@@ -99,6 +99,12 @@ def summary_table(rows: list[tuple[str, stats.Summary]]) -> list[str]:
     return out
 
 
+def other_text(other: dict[str, Any]) -> str:
+    """'ss 41.10, ms+flip 42.20 (source)' for one of the config's other published values."""
+    values = [f"{MODE_LABEL[m]} {other[m]:.2f}" for m in MODES if other.get(m) is not None]
+    return ", ".join(values) + f" ({md_text(other['source'])})"
+
+
 def position_lines(name: str, pos: stats.ReferencePosition) -> list[str]:
     rr = pos.reference_range
     lines = [f"* **{name}**: reference {pos.reference:.2f} sits at percentile "
@@ -133,6 +139,7 @@ def render_header(d: ReportData, figs: Figures) -> list[str]:
                      if ref.ss_range else "")
                   + (f", ms+flip {ref.msflip:.2f}" if ref.msflip is not None else "")
                   + f" ({md_text(ref.source)})")
+    md += [f"* other published value: {other_text(o)}" for o in ref.others]
     return md + [f"* {SELECTION_RULE}", ""] + render_platforms_header(d.platforms)
 
 
@@ -199,6 +206,12 @@ def render_positions(d: ReportData, figs: Figures) -> list[str]:
     md = ["## Where the reported number falls", "", POSITION_INTRO, ""]
     for mode, pos in d.positions.items():
         md.extend(position_lines(MODE_LABEL[mode], pos))
+        values = list(d.spread.values[mode].values())
+        for other in d.reference.others:
+            if other.get(mode) is not None:
+                p = stats.reference_position(values, other[mode])
+                md.append(f"  Other published value {other[mode]:.2f} ({md_text(other['source'])}): "
+                          f"percentile {p.percentile:.0f}, our mean minus it {p.delta_mean:+.2f}.")
     return md + [""]
 
 
