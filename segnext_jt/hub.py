@@ -42,7 +42,7 @@ from typing import Callable, Iterator, Optional
 
 from .io.errors import CheckpointNotFoundError
 
-__all__ = ["ZOO", "ZOO_PREFIX", "FROM_SCRATCH_HINT", "HubError", "Resolved", "resolve", "download",
+__all__ = ["ZOO", "OFFICIAL_LOGS", "ZOO_PREFIX", "FROM_SCRATCH_HINT", "HubError", "Resolved", "resolve", "download",
            "zoo_url", "cache_dir", "cached_path", "expected_hash_prefix", "is_remote"]
 
 ENV_HOME = "SEGNEXT_HOME"
@@ -73,6 +73,17 @@ ZOO = {
     **{f"mscan_{s}": f"{_MMSEG}pretrain/segnext/mscan_{s}_20230227-{h}.pth" for s, h in _IMAGENET.items()},
     **{f"segnext_{s}": _ade_url(s) for s in _ADE_RUNS},
 }
+
+
+
+def _ade_log_url(size: str) -> str:
+    run = f"segnext_mscan-{size}_1x16_512x512_adamw_160k_ade20k"
+    return f"{_MMSEG}segnext/{run}/{run}_{_ADE_RUNS[size].split('-')[0]}.log.json"
+
+
+# The training logs mmseg released with those ADE20K checkpoints (the "log" links of its
+# configs/segnext/README.md). Their names carry no hash: segnext_jt/repro/report/official.py checks them.
+OFFICIAL_LOGS = {f"segnext_{s}": _ade_log_url(s) for s in _ADE_RUNS}
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.")  # torch.hub's HASH_REGEX, at least 8 hex digits
 _CHUNK = 1 << 20

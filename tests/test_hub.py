@@ -41,7 +41,7 @@ def test_zoo_names_are_the_official_files():
 def test_every_benchmark_config_names_its_imagenet_weights():
     from segnext_jt import load_config
     names = sorted(os.path.basename(p) for p in glob.glob(str(CONFIGS / "segnext_*.yaml")))
-    assert len(names) == 18
+    assert len(names) == 21  # 4 sizes x (ADE20K, Cityscapes, COCO-Stuff, iSAID, Pascal Context) + VOC
     for name in names:
         size = name[len("segnext_")]
         assert load_config(CONFIGS / name).model.backbone.pretrained == hub.ZOO[f"mscan_{size}"], name

@@ -4,7 +4,7 @@ train-seed / eval-seed variance split, learning curves and an optional paired co
 
     python repro/report.py DIR [--reference 50.99] [--reference-range 49.60,51.0]
                                [--reference-msflip 52.10] [--reference-from CONFIG.yaml]
-                               [--official OFFICIAL.log.json]
+                               [--official OFFICIAL.log.json | zoo:segnext_l]
                                [--compare OTHER_DIR] [--out OUT_DIR]
                                [--power-deltas 0.5,1.0] [--target-halfwidth 0.25]
                                [--train-cost 1.0 --eval-cost 0.02] [--paired-rho 0]
@@ -28,8 +28,9 @@ from typing import Any, Optional, Sequence
 
 from segnext_jt.repro.report import power
 from segnext_jt.repro.report.inputs import ReportInputError, Sweep, load_sweep, load_train_logs
-from segnext_jt.repro.report.log_parsing import LogParseError, TrainingLog, parse_log
+from segnext_jt.repro.report.log_parsing import LogParseError, TrainingLog
 from segnext_jt.repro.report.analysis import analyze
+from segnext_jt.repro.report.official import load_official
 from segnext_jt.repro.report.reference import Reference, resolve_reference
 from segnext_jt.repro.report.render import render
 from segnext_jt.cli import check_output_dir, install_signal_handlers, run_tool
@@ -147,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "checkpoint_eval/result.json)")
     _add_reference_args(ap)
     ap.add_argument("--official", help="official training log (log.json or scalars.json) to "
-                                       "overlay on the learning curves")
+                                       "overlay on the learning curves, or zoo:segnext_{t,s,b,l} for the "
+                                       "log mmseg released with that ADE20K model (downloaded once into "
+                                       "the weights cache; offline, the error says where to put it)")
     ap.add_argument("--compare", help="another sweep directory for a paired comparison")
     ap.add_argument("--label", default=None, help="name of this sweep in the comparison")
     ap.add_argument("--compare-label", default=None, help="name of the other sweep")
@@ -174,7 +177,7 @@ def _run(args: argparse.Namespace, power_options: power.PowerOptions) -> int:
     out = Path(check_output_dir(args.out, "--out")) if args.out else root
     sweep = load_sweep(root)
     other = load_sweep(Path(args.compare)) if args.compare else None
-    official = parse_log(args.official) if args.official else None
+    official = load_official(args.official)
     reference = resolve_reference(sweep, args.reference, args.reference_range,
                                   args.reference_msflip, args.reference_from)
     rep = build_report(sweep, out, reference, official, other,
