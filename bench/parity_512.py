@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import segnext_jt
     import jittor as jt
-    from segnext_jt.models import cpu_ops, layers
+    from segnext_jt.models.kernels import cpu_ops, folding
     env = dict(os.environ, SEGNEXT_REF_MMSEG=str(ROOT / ".bench-ref" / "mmseg"))
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             x = jt.array(ref["x"])
             for path in ("fast", "reference"):
                 cpu_ops.set_native_cpu_kernels(path == "fast")
-                layers.set_eval_folding(path == "fast")
+                folding.set_eval_folding(path == "fast")
                 for no_grad in (False, True):
                     with jt.flag_scope(no_grad=int(no_grad)):
                         stages = model.backbone(x)

@@ -41,14 +41,14 @@ def pytest_configure(config):
 def compute_path(request):
     """Run a test on both compute paths: the default one (native CPU kernels, eval folding) and the
     module-by-module path on Jittor's own operators (SEGNEXT_CPU_KERNELS=jittor, SEGNEXT_EVAL_FOLDING=0)."""
-    from segnext_jt.models import cpu_ops, layers
-    before = (cpu_ops.native_cpu_kernels(), layers.eval_folding())
+    from segnext_jt.models.kernels import cpu_ops, folding
+    before = (cpu_ops.native_cpu_kernels(), folding.eval_folding())
     fast = request.param == "fast"
     cpu_ops.set_native_cpu_kernels(fast)
-    layers.set_eval_folding(fast)
+    folding.set_eval_folding(fast)
     yield request.param
     cpu_ops.set_native_cpu_kernels(before[0])
-    layers.set_eval_folding(before[1])
+    folding.set_eval_folding(before[1])
 
 
 # ---------------------------------------------------------------------------- the tiny reference model

@@ -12,7 +12,7 @@ Supported inputs (detected from the file content, not the extension):
 
 Normalisation (docs/design.md §1.5): strip `module.`; rename `.mlp.dwconv.dwconv.` -> `.mlp.dwconv.`; add a 0-d
 int64 `num_batches_tracked` = 0 next to every BN `running_mean` lacking one; for backbone pretrain files
-drop `head.*` and prefix `backbone.`.
+drop `head.*` and prefix `backbone.` (the MSCAN-specific maps: models/mscan_keys.py).
 
 `load_checkpoint` is duck-typed: `model.state_dict()` -> {name: object with `.shape` (and `.dtype`)},
 `model.load_state_dict({name: numpy array})`. A Jittor Module satisfies both.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..models import mscan_keys
 from .errors import CheckpointFormatError, CheckpointMismatchError, ensure_file, names_file
 from .limits import printable, short_repr, to_jsonable
 from .dtype_policy import apply_dtype_policy
@@ -55,9 +55,7 @@ SOURCES = ("mmseg", "orig", "jseg", "backbone_pretrain", "native")
 KIND_KEY = "checkpoint_kind"
 
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-_DWCONV_ORIG = re.compile(r"\.mlp\.dwconv\.dwconv\.")
 _MODEL_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.")
-_MSCAN_KEY = re.compile(r"^(patch_embed\d+|block\d+|norm\d+)\.")
 _CLASSIFIER = "decode_head.conv_seg.weight"
 _LIST_LIMIT = 20
 
@@ -131,16 +129,15 @@ def normalize_state_dict(raw: Mapping[str, Any], path: str = "<state_dict>") -> 
 
     dropped: List[str] = []
     is_full_model = any(k.startswith(_MODEL_PREFIXES) for k, _ in items)
-    is_backbone = not is_full_model and any(_MSCAN_KEY.match(k) for k, _ in items)
+    # the model-specific key maps live beside the model (models/mscan_keys.py)
+    is_backbone = not is_full_model and any(mscan_keys.is_bare_mscan_key(k) for k, _ in items)
     if is_backbone:
-        # ImageNet-pretrained MSCAN: the `head.*` classifier has no place in a segmentor.
-        dropped = [k for k, _ in items if k.startswith("head.")]
-        items = [("backbone." + k, v) for k, v in items if not k.startswith("head.")]
+        items, dropped = mscan_keys.pretrain_to_segmentor(items)
 
     renamed: List[Tuple[str, str]] = []
     out: "OrderedDict[str, np.ndarray]" = OrderedDict()
     for key, array in items:
-        new_key = _DWCONV_ORIG.sub(".mlp.dwconv.", key)
+        new_key = mscan_keys.orig_to_mmseg(key)
         if new_key != key:
             renamed.append((key, new_key))
         if new_key in out:

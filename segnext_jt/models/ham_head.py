@@ -17,7 +17,7 @@ import jittor as jt
 from jittor import nn
 
 from ..rng import NMF_ADHOC, NMF_STORED_BASES_KEY, NMFKey, nmf_bases
-from .cpu_ops import bmm
+from .kernels.cpu_ops import bmm  # torch.bmm; one sgemm per image on the CPU
 from .layers import Conv2d, Dropout2d, GroupNorm, resize_bilinear
 
 

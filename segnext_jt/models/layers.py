@@ -3,11 +3,13 @@
 Jittor's own BatchNorm/GroupNorm/LayerNorm compute the variance as E[x^2] - E[x]^2 and keep a biased
 running variance; these versions use the two-pass variance and torch's unbiased running_var, so a
 port of a torch checkpoint gives the same numbers (docs/design.md §8.1).
+
+Conv2d, training-mode BatchNorm2d and resize_bilinear first ask models/kernels/cpu_ops for a native
+CPU kernel (one line each); where it answers None they compute the reference arithmetic below.
 """
 from __future__ import annotations
 
 import math
-import os
 from typing import Sequence, Union
 
 import numpy as np
@@ -16,7 +18,7 @@ from .. import runtime  # noqa: F401  (prepares the environment before jittor is
 import jittor as jt
 from jittor import nn
 
-from . import cpu_ops
+from .kernels import cpu_ops
 
 IntPair = Union[int, Sequence[int]]
 
@@ -38,64 +40,14 @@ class Conv2d(nn.Module):
         self.weight = jt.init.gauss([out_channels, in_channels // groups, kh, kw], "float32",
                                     0.0, math.sqrt(2.0 / fan_out))
         self.bias = jt.zeros([out_channels], "float32") if bias else None
-        # shapes with a native CPU kernel (cpu_ops): all of MSCAN's depthwise and 1x1 convolutions
-        self._depthwise = groups == in_channels == out_channels and groups > 1
-        self._cpu_loop_kernel = (self._depthwise and self.stride == (1, 1)
-                                 and 0 <= self.padding[0] < kh and 0 <= self.padding[1] < kw)
-        self._pointwise = (kh, kw) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and groups == 1
 
     def execute(self, x: jt.Var) -> jt.Var:
-        return self.conv(x, self.weight, self.bias)
-
-    def conv(self, x: jt.Var, weight: jt.Var, bias) -> jt.Var:
-        """This layer's convolution with the given weight and bias (folded ones, see `folded`)."""
-        if self._depthwise and jt.flags.use_cuda:
-            from jittor.depthwise_conv import DepthwiseConv
-            y = DepthwiseConv(self.stride, self.padding, (1, 1))(x, weight)
-            return y if bias is None else y + bias.broadcast(y.shape, [0, 2, 3])
-        y = None
-        if self._cpu_loop_kernel:
-            y = cpu_ops.depthwise_conv(x, weight, bias, self.padding)
-        elif self._pointwise:
-            y = cpu_ops.conv1x1(x, weight, bias, batched=not self.training)
-        if y is None:  # CUDA, other dtypes, SEGNEXT_CPU_KERNELS=jittor
-            y = nn.conv2d(x, weight, bias, self.stride, self.padding, 1, self.groups)
+        # a native kernel where one applies (models/kernels/cpu_ops.conv2d), else the reference conv
+        y = cpu_ops.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups,
+                           batched=not self.training)
+        if y is None:
+            y = nn.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         return y
-
-    def folded(self, x: jt.Var, in_scale=None, in_shift=None, out_scale=None) -> jt.Var:
-        """1x1 conv of (x * in_scale + in_shift), times out_scale (see `fold`)."""
-        return self.conv(x, *self.fold(in_scale, in_shift, out_scale))
-
-    def fold(self, in_scale=None, in_shift=None, out_scale=None) -> tuple[jt.Var, jt.Var]:
-        """(weight, bias) of this 1x1 conv with per-channel affine maps folded in:
-        out_scale * (W (s x + t) + b) = (out_scale W diag(s)) x + out_scale (W t + b).
-        Inference only (see `eval_folding`)."""
-        w = self.weight.reshape([self.out_channels, self.in_channels])
-        b = self.bias if self.bias is not None else jt.zeros([self.out_channels], "float32")
-        if in_shift is not None:
-            b = b + (w * in_shift.reshape([1, -1])).sum(1)
-        if in_scale is not None:
-            w = w * in_scale.reshape([1, -1])
-        if out_scale is not None:
-            w, b = w * out_scale.reshape([-1, 1]), b * out_scale
-        return w.reshape(self.weight.shape), b
-
-
-# Inference-only rewrites of MSCAN blocks (mscan.MSCABlock): eval BatchNorm folded into the next
-# 1x1 conv (and, for the attention shortcut, into the residual sum), layer scale folded into
-# proj_2 / fc2, the Mlp's fc1 bias + depthwise conv + GELU in one kernel on the CPU. The same
-# algebra, rounded differently: within the reference fixtures' tolerance (tests/models/test_parity.py
-# runs both). SEGNEXT_EVAL_FOLDING=0 or set_eval_folding(False) keeps the module-by-module path.
-_eval_folding = os.environ.get("SEGNEXT_EVAL_FOLDING", "1").strip() != "0"
-
-
-def set_eval_folding(enabled: bool) -> None:
-    global _eval_folding
-    _eval_folding = bool(enabled)
-
-
-def eval_folding() -> bool:
-    return _eval_folding
 
 
 def _channel_dims(x: jt.Var) -> list[int]:
@@ -121,6 +73,7 @@ class BatchNorm2d(nn.Module):
             out = (x - self.running_mean.reshape(shape)) / jt.sqrt(self.running_var.reshape(shape) + self.eps)
             return out * self.weight.reshape(shape) + self.bias.reshape(shape)
         synced = self.sync and jt.in_mpi
+        # one native pass (models/kernels) where it applies, else the reference arithmetic below
         fused = None if synced else cpu_ops.batch_norm_train(x, self.weight, self.bias, self.eps)
         if fused is not None:
             out, mean, var = fused
@@ -146,11 +99,6 @@ class BatchNorm2d(nn.Module):
             self.running_mean.update(self.running_mean * (1 - m) + batch_mean * m)
             self.running_var.update(self.running_var * (1 - m) + batch_var * m)
             self.num_batches_tracked.update(self.num_batches_tracked + 1)
-
-    def eval_affine(self) -> tuple[jt.Var, jt.Var]:
-        """(scale, shift) with BN_eval(x) = x * scale + shift per channel (for folding)."""
-        scale = self.weight / jt.sqrt(self.running_var + self.eps)
-        return scale, self.bias - self.running_mean * scale
 
 
 class GroupNorm(nn.Module):
@@ -246,7 +194,7 @@ def resize_bilinear(x: jt.Var, size: Sequence[int]) -> jt.Var:
     n, c, in_h, in_w = x.shape
     if (in_h, in_w) == (out_h, out_w):
         return x
-    y = cpu_ops.resize_bilinear(x, out_h, out_w)
+    y = cpu_ops.resize_bilinear(x, out_h, out_w)  # the native kernel (models/kernels), or None
     if y is not None:
         return y
     if in_h != out_h:

@@ -1,4 +1,9 @@
-"""MSCAN backbone (SegNeXt), module for module the mmseg 1.x `MSCAN` with the same state-dict keys."""
+"""MSCAN backbone (SegNeXt), module for module the mmseg 1.x `MSCAN` with the same state-dict keys.
+
+The checkpoint key maps of other MSCAN layouts (SegNeXt repo, ImageNet pretrain) are in
+mscan_keys.py; inference-time folding of a block (MSCABlock's one-line hook) is in
+models/kernels/folding.py.
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,8 +14,8 @@ from .. import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
-from . import cpu_ops
-from .layers import GELU, BatchNorm2d, Conv2d, DropPath, LayerNorm, eval_folding, gelu
+from .kernels import folding
+from .layers import GELU, BatchNorm2d, Conv2d, DropPath, LayerNorm
 
 
 class Mlp(nn.Module):
@@ -19,24 +24,14 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int, drop: float = 0.0):
         self.fc1 = Conv2d(dim, hidden, 1)
         self.dwconv = Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.act = GELU()
         self.fc2 = Conv2d(hidden, dim, 1)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def execute(self, x: jt.Var) -> jt.Var:
-        x = gelu(self.dwconv(self.fc1(x)))
+        x = self.act(self.dwconv(self.fc1(x)))
         x = self.drop(x)
         return self.drop(self.fc2(x))
-
-    def folded(self, x: jt.Var, in_scale: jt.Var, in_shift: jt.Var, out_scale: jt.Var) -> jt.Var:
-        """Eval: out_scale * Mlp(x * in_scale + in_shift), the affine maps folded into fc1 / fc2."""
-        w1, b1 = self.fc1.fold(in_scale, in_shift)
-        dw = self.dwconv
-        hidden = cpu_ops.conv1x1(x, w1, None, batched=True) if jt.flags.no_grad else None
-        if hidden is not None:  # fc1's bias, the depthwise conv and GELU in one CPU pass
-            hidden = cpu_ops.depthwise_conv_gelu(hidden, b1, dw.weight, dw.bias, dw.padding)
-        if hidden is None:
-            hidden = gelu(dw(self.fc1.conv(x, w1, b1)))
-        return self.fc2.folded(hidden, out_scale=out_scale)
 
 
 class MSCAAttention(nn.Module):
@@ -92,27 +87,13 @@ class MSCABlock(nn.Module):
         self.layer_scale_2 = jt.full([dim], 0.01, "float32")
 
     def execute(self, x: jt.Var) -> jt.Var:
-        if not self.training and eval_folding():
-            return self._execute_folded(x)
+        if folding.folds(self):  # eval: BN and layer scale folded into the convs (models/kernels)
+            return folding.execute_block(self, x)
         ls1 = self.layer_scale_1.reshape([1, -1, 1, 1])
         ls2 = self.layer_scale_2.reshape([1, -1, 1, 1])
         x = x + self.drop_path(ls1 * self.attn(self.norm1(x)))
         x = x + self.drop_path(ls2 * self.mlp(self.norm2(x)))
         return x
-
-    def _execute_folded(self, x: jt.Var) -> jt.Var:
-        """The same function in eval mode with fewer passes over the maps (layers.eval_folding):
-        BN1 folds into proj_1, BN2 into fc1, layer scales into proj_2 / fc2, and the attention's
-        inner shortcut, ls1 * BN1(x) = x * (ls1 * s1) + ls1 * t1, into the residual sum."""
-        s1, t1 = self.norm1.eval_affine()
-        s2, t2 = self.norm2.eval_affine()
-        ls1, ls2 = self.layer_scale_1, self.layer_scale_2
-        attn = self.attn
-        gate_in = attn.activation(attn.proj_1.folded(x, s1, t1))
-        gated = attn.proj_2.folded(attn.spatial_gating_unit(gate_in), out_scale=ls1)
-        per_channel = lambda v: v.reshape([1, -1, 1, 1])  # noqa: E731
-        x = x * per_channel(1.0 + ls1 * s1) + per_channel(ls1 * t1) + gated
-        return x + self.mlp.folded(x, s2, t2, ls2)
 
 
 class StemConv(nn.Module):

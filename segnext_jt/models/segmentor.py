@@ -9,8 +9,8 @@ from .. import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
-from . import cpu_ops
 from .ham_head import LightHamHead, NMFKey
+from .kernels import cpu_ops
 from .layers import DropPath, Dropout2d, resize_bilinear
 from .mscan import MSCAN
 
@@ -115,17 +115,14 @@ class EncoderDecoder(nn.Module):
         """Training losses as mmseg logs them: decode.loss_ce, decode.acc_seg and their total."""
         logits = self.decode_head(self.extract_feat(img), nmf_keys, nmf_bases)
         logits = resize_bilinear(logits, label.shape[-2:])
-        fused = cpu_ops.cross_entropy_pixels(logits, label, self.ignore_index)
-        if fused is None:
+        # the same two quantities from one native pass over the logits (models/kernels), or None
+        fused = cpu_ops.cross_entropy_and_accuracy(logits, label, self.ignore_index, FLOAT32_EPS)
+        if fused is not None:
+            loss_ce, acc = fused
+        else:
             loss_ce = cross_entropy_mmseg(logits, label, self.ignore_index)
             with jt.no_grad():
                 acc = pixel_accuracy(logits.detach(), label, self.ignore_index)
-        else:  # the same two quantities from one native pass over the logits
-            per_pixel, hit = fused
-            loss_ce = per_pixel.sum() / (label.numel() + FLOAT32_EPS)
-            with jt.no_grad():
-                valid = (label != self.ignore_index).float32().sum()
-                acc = hit.sum() * 100.0 / jt.maximum(valid, 1.0)
         return {"loss": loss_ce, "decode.loss_ce": loss_ce, "decode.acc_seg": acc}
 
     def predict(self, img: jt.Var, nmf_keys: Optional[Sequence[NMFKey]] = None, mode: str = "whole",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .. import runtime  # noqa: F401
+from ... import runtime  # noqa: F401
 import jittor as jt
 
 MAX_KERNEL_ROWS = 64  # kernel rows the kernels keep row pointers for

@@ -2,8 +2,8 @@
 
 Profiles of SegNeXt-T/L at 512x512 on 2 cores (Jittor's profiler, see bench/README.md) showed
 Jittor's generic CPU paths losing to PyTorch eager on four operations. Each is replaced here by a
-kernel that computes the same arithmetic; the model files call these through `layers.py` and
-`ham_head.py` and never see the difference:
+kernel that computes the same arithmetic; the model modules (`layers.py`, `ham_head.py`,
+`segmentor.py`) and `folding.py` call these and never see the difference:
 
 * depthwise convolutions (MSCA's 5x5 and 1xK/Kx1 strips, the Mlp's 3x3): oneDNN wraps every call in
   layout reorders, runs the strips through im2col, and its grouped weight gradient spins barriers
@@ -33,7 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import runtime  # noqa: F401
+from ... import runtime  # noqa: F401
 import jittor as jt
 from jittor import nn
 
@@ -284,6 +284,25 @@ def resize_bilinear(x: jt.Var, out_h: int, out_w: int) -> Optional[jt.Var]:
 # --------------------------------------------------------------------------------------------
 # Depthwise convolution (kernels in dwconv_ops.py)
 # --------------------------------------------------------------------------------------------
+def conv2d(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var], stride: tuple[int, int],
+           padding: tuple[int, int], groups: int, batched: bool) -> Optional[jt.Var]:
+    """A layers.Conv2d convolution (no dilation) on a fast path, or None where none applies (the
+    caller then runs nn.conv2d): on CUDA Jittor's depthwise op for depthwise convs; on the CPU the
+    loop kernels for stride-1 depthwise convs and one sgemm per image for 1x1 convs (`batched`: see
+    conv1x1)."""
+    out_channels, in_per_group, kh, kw = weight.shape
+    depthwise = groups > 1 and in_per_group == 1 and out_channels == groups
+    if depthwise and jt.flags.use_cuda:
+        from jittor.depthwise_conv import DepthwiseConv
+        y = DepthwiseConv(stride, padding, (1, 1))(x, weight)
+        return y if bias is None else y + bias.broadcast(y.shape, [0, 2, 3])
+    if depthwise and stride == (1, 1) and 0 <= padding[0] < kh and 0 <= padding[1] < kw:
+        return depthwise_conv(x, weight, bias, padding)
+    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0) and groups == 1:
+        return conv1x1(x, weight, bias, batched)
+    return None
+
+
 def depthwise_conv(x: jt.Var, weight: jt.Var, bias: Optional[jt.Var],
                    padding: tuple[int, int]) -> Optional[jt.Var]:
     """Stride-1 depthwise conv with the loop kernels, or None where they do not apply."""
@@ -314,6 +333,21 @@ def cross_entropy_pixels(logits: jt.Var, label: jt.Var, ignore_index: int):
     if not (_use_native(logits) and label.dtype == "int32"):
         return None
     return train_ops.CrossEntropy.apply(logits, label, ignore_index)
+
+
+def cross_entropy_and_accuracy(logits: jt.Var, label: jt.Var, ignore_index: int, eps: float):
+    """(mmseg's loss_ce, acc_seg in %) from one native pass over the logits, or None where it does
+    not apply: the per-pixel losses summed over all pixels / (pixel count + eps), the top-1 hits
+    over the non-ignored pixels (segmentor.cross_entropy_mmseg and pixel_accuracy)."""
+    fused = cross_entropy_pixels(logits, label, ignore_index)
+    if fused is None:
+        return None
+    per_pixel, hit = fused
+    loss_ce = per_pixel.sum() / (label.numel() + eps)
+    with jt.no_grad():
+        valid = (label != ignore_index).float32().sum()
+        acc = hit.sum() * 100.0 / jt.maximum(valid, 1.0)
+    return loss_ce, acc
 
 
 def batch_norm_train(x: jt.Var, weight: jt.Var, bias: jt.Var, eps: float):

@@ -1,4 +1,4 @@
-"""The native CPU kernels (segnext_jt.models.cpu_ops) against Jittor's own operators, values and
+"""The native CPU kernels (segnext_jt.models.kernels.cpu_ops) against Jittor's own operators, values and
 gradients, on shapes that exercise their edge cases (row tails shorter than a vector block,
 paddings of every size, batch 1 and 2, ignored labels)."""
 from __future__ import annotations
@@ -13,7 +13,8 @@ from helpers import assert_close_fwd, fixture_dir, fixture_model
 import jittor as jt
 from jittor import nn
 
-from segnext_jt.models import cpu_ops, layers
+from segnext_jt.models import layers
+from segnext_jt.models.kernels import cpu_ops
 from segnext_jt.models.segmentor import cross_entropy_mmseg, pixel_accuracy
 
 RNG = np.random.default_rng(0)
@@ -133,6 +134,24 @@ def test_cross_entropy_and_hits_match_jittor():
     valid = float((label_np != 255).sum())
     assert abs(hit.sum().item() * 100.0 / valid - pixel_accuracy(logits, label, 255).item()) < 1e-4
     _close(jt.grad(loss, [logits])[0], jt.grad(ref, [logits])[0])
+
+
+def test_cross_entropy_and_accuracy_is_mmsegs_loss_and_acc():
+    """The fused pair EncoderDecoder.loss takes; None (the reference path) with the kernels off."""
+    logits = _var(2, 5, 6, 7, scale=2.0)
+    label_np = RNG.integers(0, 5, (2, 6, 7)).astype(np.int32)
+    label_np[1, 2:] = 255
+    label = jt.array(label_np)
+    loss, acc = cpu_ops.cross_entropy_and_accuracy(logits, label, 255, cpu_ops_eps())
+    ref = cross_entropy_mmseg(logits, label, 255)
+    assert abs(loss.item() - ref.item()) <= 1e-6 * abs(ref.item())
+    assert abs(acc.item() - pixel_accuracy(logits, label, 255).item()) < 1e-4
+    _close(jt.grad(loss, [logits])[0], jt.grad(ref, [logits])[0])
+    cpu_ops.set_native_cpu_kernels(False)
+    try:
+        assert cpu_ops.cross_entropy_and_accuracy(logits, label, 255, cpu_ops_eps()) is None
+    finally:
+        cpu_ops.set_native_cpu_kernels(True)
 
 
 def cpu_ops_eps():

@@ -3,7 +3,7 @@ resolution, plus top-1 hits for acc_seg) and training-mode BatchNorm over NCHW (
 forward and backward. cpu_ops.cross_entropy_pixels / batch_norm_train decide where they run."""
 from __future__ import annotations
 
-from .. import runtime  # noqa: F401
+from ... import runtime  # noqa: F401
 import jittor as jt
 
 
