@@ -109,7 +109,8 @@ def test_a_cached_log_changed_after_its_first_use_is_refused(server, home, monke
     (b"<html>mirror error page</html>\n", "not an mmseg 0.x training log"),
     (mmseg0_log().split(b"\n", 1)[0] + b"\n", "has 0 train and 0 val lines"),
 ])
-def test_a_download_that_is_not_that_models_log_is_refused(server, home, monkeypatch, tmp_path, capsys, body, why):
+def test_a_download_that_is_not_that_models_log_is_refused(server, home, monkeypatch, tmp_path, capsys, body,
+                                                           why):
     monkeypatch.setenv("SEGNEXT_HUB_MIRROR", server.base + "/")
     server.serve(URL_PATH, Route(body))
     assert report.main([str(_sweep(tmp_path / "s")), "--official", "zoo:segnext_l", "--out", str(tmp_path / "o")]) == 2
@@ -127,7 +128,8 @@ def test_offline_one_line_says_where_to_place_the_file(home, monkeypatch, tmp_pa
     # the file placed by hand is used (and checked) without the network
     home.mkdir(parents=True, exist_ok=True)
     (home / LOG_NAME).write_bytes(mmseg0_log())
-    assert report.main([str(_sweep(tmp_path / "s2")), "--official", "zoo:segnext_l", "--out", str(tmp_path / "o2")]) == 0
+    args = [str(_sweep(tmp_path / "s2")), "--official", "zoo:segnext_l", "--out", str(tmp_path / "o2")]
+    assert report.main(args) == 0
 
 
 def test_unknown_name_lists_the_released_logs(home, tmp_path, capsys):

@@ -15,7 +15,7 @@ import pytest
 from helpers import CLI_ENV, ROOT, sweep_cmd
 
 from segnext_jt.repro.sweep import replicate
-from segnext_jt.repro.sweep.results import RunResult, load_result
+from segnext_jt.repro.sweep.results import load_result
 
 REPLICATE = os.path.join(ROOT, "repro", "replicate.py")
 
