@@ -387,7 +387,7 @@ class EvalConfig:
 # --------------------------------------------------------------------------------------------
 # Reference numbers
 # --------------------------------------------------------------------------------------------
-from .config_reference import ReferenceConfig  # noqa: E402  (after ConfigError, which it raises)
+from .config_reference import ReferenceConfig  # noqa: E402  (the section's dataclasses, beside the others)
 
 
 @dataclass
@@ -406,7 +406,7 @@ class Config:
         self.data.validate("data")
         self.train.validate("train")
         self.eval.validate("eval")
-        self.reference.validate("reference")
+        self.reference.validate("reference", ConfigError)
         self._check_num_classes()
         return self
 
