@@ -37,6 +37,8 @@ from segnext_jt.engine.trainer import iteration_rngs
 from segnext_jt.environment import child_env
 from segnext_jt.io import load_npz
 
+pytestmark = pytest.mark.slow  # every test runs mpirun (tests/README.md)
+
 
 def _mpi_missing() -> str:
     if shutil.which("mpirun") is None:
