@@ -33,7 +33,8 @@ from helpers import FIXTURES, TINY, TINY_TRAIN_OVERRIDES, fixture_config, fixtur
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: runs a tool, a training run, a seed sweep or mpirun in subprocesses (end to end); "
+        "markers", "slow: runs a tool, a training run, a seed sweep, mpirun or a kernel compile in "
+                   "subprocesses (end to end); "
                    "`pytest -m \"not slow\"` leaves these out (tests/README.md)")
 
 
