@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Parity of the real sizes at 512x512 against mmseg 1.2.2 in PyTorch (the reference in
-../shared/bench/torch_ref, built by `bash ../shared/bench/setup.sh` into .bench-ref/).
+"""Parity of the real sizes at 512x512 against mmseg 1.2.2 in PyTorch. The PyTorch reference is not
+in this repository: it is the workspace's `shared/bench/torch_ref` beside the checkout (by default
+../shared/bench), built by its `setup.sh` into .bench-ref/ (tests/fixtures/README.md describes it).
 
     python bench/parity_512.py --sizes t,s,b,l
 

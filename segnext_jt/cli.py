@@ -169,17 +169,22 @@ def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_err
     """Run `fn()`; turn the expected error types into one ``error:`` line on stderr.
 
     usage_errors (plus ValueError, OSError, UsageError) -> exit 2; input_errors (e.g. a refused
-    checkpoint, an unreadable image) -> exit 1; SIGINT/SIGTERM -> exit 128 + signal number."""
+    checkpoint, an unreadable image) -> exit 1; SIGINT/SIGTERM -> exit 128 + signal number, with
+    ``error: interrupted by <signal>; <interrupted_message>``, or the interrupt's own line when it
+    carries an ``exit_code`` (engine.interrupts.TrainingInterrupted names the iteration)."""
     try:
         return fn()
     except (Interrupted, KeyboardInterrupt) as exc:
         if debug_enabled():
             raise
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        name = signal.Signals(signum).name
-        extra = f"; {interrupted_message}" if interrupted_message else ""
-        print(f"error: interrupted by {name}{extra}", file=sys.stderr, flush=True)
-        code = 128 + int(signum)
+        code = getattr(exc, "exit_code", None)
+        if isinstance(code, int):
+            print(str(exc), file=sys.stderr, flush=True)
+        else:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            extra = f"; {interrupted_message}" if interrupted_message else ""
+            print(f"error: interrupted by {signal.Signals(signum).name}{extra}", file=sys.stderr, flush=True)
+            code = 128 + int(signum)
         if "jittor" in sys.modules:
             leave_now(code)
         return code

@@ -1,5 +1,5 @@
 """Pytest fixtures shared by the tests; plain helpers (paths, fixture readers, builders) are in
-tests/helpers.py. Reference fixtures: tests/fixtures, copied from ../shared/fixtures.
+tests/helpers.py. Reference fixtures: tests/fixtures (how they were made: tests/fixtures/README.md).
 
 This is the one place that changes sys.path: it puts tests/ there, so that test modules in every
 subdirectory import `helpers` (and `_torch_writer`). The package itself is installed (pip install -e).
@@ -33,7 +33,8 @@ from helpers import FIXTURES, TINY, TINY_TRAIN_OVERRIDES, fixture_config, fixtur
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: runs a tool, a training run, a seed sweep or mpirun in subprocesses (end to end); "
+        "markers", "slow: runs a tool, a training run, a seed sweep, mpirun or a kernel compile in "
+                   "subprocesses (end to end); "
                    "`pytest -m \"not slow\"` leaves these out (tests/README.md)")
 
 

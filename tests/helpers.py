@@ -27,7 +27,7 @@ import _torch_writer as tw
 # paths and constants
 # ------------------------------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures"  # reference fixtures (copied from ../shared/fixtures)
+FIXTURES = ROOT / "tests" / "fixtures"  # reference fixtures made by mmseg 1.2.2 (tests/fixtures/README.md)
 LOGS = FIXTURES / "logs"  # synthetic mmseg 0.x / 1.x training logs
 CONFIGS = ROOT / "configs"
 DEMO_CFG = os.path.join(ROOT, "configs", "demo_mnist.yaml")

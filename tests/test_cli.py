@@ -93,6 +93,7 @@ CASES = ["yaml_not_utf8", "sweep_yaml_not_utf8", "override_not_yaml", "section_t
          "compare_empty_log", "compare_log_not_utf8"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_bad_input_is_one_line_exit_2(tmp_path, name):
     cmd, needles = _case(name, tmp_path)
@@ -103,6 +104,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, name):
     assert time.monotonic() - started < 120
 
 
+@pytest.mark.slow
 def test_debug_env_keeps_the_traceback(tmp_path):
     cmd, _ = _case("override_not_yaml", tmp_path)
     proc = run_cli(cmd, env=dict(CLI_ENV, SEGNEXT_DEBUG="1"))
@@ -126,3 +128,27 @@ def test_output_path_checks_and_atomic_json(tmp_path):
     write_json_atomic(str(out), {"a": float("nan"), "b": [1.0, float("inf")], "c": (1, 2)})
     assert json.loads(out.read_text()) == {"a": None, "b": [1.0, None], "c": [1, 2]}
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_run_tool_reports_an_interrupt_in_one_line(monkeypatch, capsys):
+    """A plain interrupt: `error: interrupted by <signal>; <message>`; one that carries its own exit
+    code (TrainingInterrupted, as tools/train.py raises it) is printed as it words itself."""
+    import signal
+
+    from segnext_jt import cli
+    from segnext_jt.engine.interrupts import TrainingInterrupted
+    monkeypatch.delenv("SEGNEXT_DEBUG", raising=False)
+    left = []
+    monkeypatch.setattr(cli, "leave_now", left.append)  # Jittor is imported here: run_tool would end the process
+
+    def raising(exc):
+        def fn():
+            raise exc
+        return fn
+    assert cli.run_tool(raising(KeyboardInterrupt()), interrupted_message="nothing written") == 130
+    assert capsys.readouterr().err == "error: interrupted by SIGINT; nothing written\n"
+    stopped = TrainingInterrupted(signal.SIGTERM, 7, "/w/iter_6.npz")
+    assert cli.run_tool(raising(stopped), interrupted_message="nothing written") == 143
+    assert capsys.readouterr().err == ("interrupted by SIGTERM at iteration 7 (latest checkpoint iter_6.npz); "
+                                       "resume with --resume\n")
+    assert left == [130, 143]

@@ -327,6 +327,7 @@ def _tool(name, *args, env):
                           capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine: CUDA is usable here")
 @pytest.mark.parametrize("tool", ["train.py", "eval.py"])
 @pytest.mark.parametrize("how", ["env_cuda", "env_bogus", "flag_cuda"])
@@ -362,6 +363,7 @@ def test_device_cpu_flag_overrides_a_bad_environment(tmp_path):
     assert proc.returncode == 1 and proc.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_seed_sweep_passes_device_to_its_runs(tmp_path):
     from helpers import DEMO_CFG, one_error_line
     env = _fresh_env(SEGNEXT_DEVICE="cpu")

@@ -12,6 +12,8 @@ import pytest
 
 from helpers import CPU_ENV, ROOT
 
+pytestmark = pytest.mark.slow  # each test compiles new kernels in a forked child of a subprocess (tests/README.md)
+
 SCRIPT = r"""
 import os, signal, sys, uuid
 import numpy as np

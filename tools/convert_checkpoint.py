@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from segnext_jt.io import (  # noqa: E402
+from segnext_jt.io import (
     KIND_KEY,
     STATE_DICT_PREFIX,
     CheckpointError,

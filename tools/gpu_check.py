@@ -42,10 +42,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from gpu_check_verdicts import (AGREEMENT_MIN, BUDGETS, MIOU_TOL, agreement_verdict, fps_verdict,
+                                loss_curve_verdict, memory_verdict, overall_verdict, render_table, row)
+
 ROOT = Path(__file__).resolve().parents[1]
-from gpu_check_verdicts import (AGREEMENT_MIN, BUDGETS, MIOU_TOL, agreement_verdict,  # noqa: E402
-                                fps_verdict, loss_curve_verdict, memory_verdict, overall_verdict,
-                                render_table, row)
 
 TF32_OFF = {"NVIDIA_TF32_OVERRIDE": "0"}
 

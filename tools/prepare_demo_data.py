@@ -29,9 +29,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from segnext_jt.data.cv2_compat import cv2_resize_bilinear  # noqa: E402  (NumPy + Pillow only)
-from segnext_jt.data.dataset import DataError  # noqa: E402
-from segnext_jt.rng import demo_image_rng  # noqa: E402
+from segnext_jt.data.cv2_compat import cv2_resize_bilinear  # NumPy + Pillow only
+from segnext_jt.data.dataset import DataError
+from segnext_jt.rng import demo_image_rng
 
 # What `make demo` trains on: three digits with labels widened around the strokes. Ten digit classes
 # with hairline labels are learnable too, but need far more than a few CPU minutes (a small model

@@ -9,8 +9,15 @@ import argparse
 import os
 import sys
 
-from segnext_jt.cli import add_device_argument, apply_device, leave_now  # noqa: E402  (light: no Jittor)
-from segnext_jt.environment import DeviceError  # noqa: E402
+from segnext_jt.cli import add_device_argument, apply_device  # light: no Jittor
+from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers  # light: no Jittor
+
+
+class StartupInterrupted(TrainingInterrupted):
+    """SIGINT while the device is chosen, before the training's signal handlers are installed."""
+
+    def message(self) -> str:
+        return f"interrupted by {self.signal_name} during start-up; nothing was written"
 
 
 def parse_args(argv=None):
@@ -33,51 +40,55 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None, _exit_on_interrupt: bool = False) -> int:
+def main(argv=None) -> int:
+    """cli.run_tool's exit codes: 2 when nothing was written (usage, config, device, weights not
+    found), 1 for data, checkpoints, divergence and file-system faults during the run, 128 + signal
+    number for SIGINT/SIGTERM with the interrupt's own line (the iteration and the latest checkpoint)."""
     args = parse_args(argv)
+    from segnext_jt.cli import run_tool
+    from segnext_jt.config import ConfigError
+    from segnext_jt.data.dataset import DataError
+    from segnext_jt.data.sampling import SampleLoadError
+    from segnext_jt.engine.checkpoint import (CheckpointWriteError, TrainingDataError, TrainingDivergedError,
+                                              TrainSetupError)
+    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    return run_tool(lambda: _interruptible(args), usage_errors=(ConfigError, CheckpointNotFoundError),
+                    input_errors=(DataError, SampleLoadError, CheckpointError, TrainingDataError,
+                                  TrainingDivergedError, TrainSetupError, CheckpointWriteError))
+
+
+def _interruptible(args) -> int:
+    """The device, then everything else under the training's handlers: SIGINT and SIGTERM end as a
+    TrainingInterrupted (deferred while a checkpoint or log line is written)."""
     try:
         apply_device(args.device)  # before Jittor's import
-        from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers  # imports Jittor
     except KeyboardInterrupt:
-        print("interrupted by SIGINT during start-up; nothing was written", file=sys.stderr, flush=True)
-        if _exit_on_interrupt:
-            leave_now(130)
-        return 130
-    except DeviceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    restore_signals = install_interrupt_handlers()  # SIGINT and SIGTERM -> TrainingInterrupted
+        raise StartupInterrupted() from None
+    restore_signals = install_interrupt_handlers()
     try:
         return _run(args)
-    except KeyboardInterrupt as exc:  # TrainingInterrupted, or an interrupt before the handlers
-        if not isinstance(exc, TrainingInterrupted):
-            exc = TrainingInterrupted(getattr(exc, "signum", 2))
-        print(str(exc), file=sys.stderr, flush=True)
-        if _exit_on_interrupt:
-            leave_now(exc.exit_code)
-        return exc.exit_code
+    except KeyboardInterrupt as exc:  # an interrupt before the handlers, or Jittor's own
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(getattr(exc, "signum", 2)) from None
     finally:
         restore_signals()
 
 
 def _run(args) -> int:
     """Config and paths (exit 2, nothing written), then --print-config, --check or the training."""
-    from segnext_jt.cli import UsageError, check_work_dir, print_platform_line
-    from segnext_jt.config import ConfigError, load_config
+    from segnext_jt.cli import check_work_dir, print_platform_line
+    from segnext_jt.config import load_config
     from segnext_jt.config_schema import check_seed
     work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        if args.seed is not None:
-            check_seed(args.seed, "--seed")
-        if args.print_config:
-            print(cfg.to_yaml(flow_lists=True), end="")
-            return 0
-        check_work_dir(work_dir)
-        _check_input_paths(cfg, args.resume)
-    except (ConfigError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.cfg_options)
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
+    if args.print_config:
+        print(cfg.to_yaml(flow_lists=True), end="")
+        return 0
+    check_work_dir(work_dir)
+    _check_input_paths(cfg, args.resume)
     for warning in cfg.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print_platform_line()
@@ -87,29 +98,19 @@ def _run(args) -> int:
 
 
 def _train(cfg, work_dir: str, args) -> int:
-    """The run; every expected failure is one `error:` line: 2 when nothing was written (config,
-    weights), 1 for data, checkpoints, divergence and file-system faults during the run."""
-    from segnext_jt.cli import one_line
-    from segnext_jt.config import ConfigError
-    from segnext_jt.data.dataset import DataError
-    from segnext_jt.data.sampling import SampleLoadError
+    """The run; a file-system fault during it (log.json, the work dir) becomes a CheckpointWriteError
+    naming the path and the last checkpoint."""
     from segnext_jt.engine.checkpoint import CheckpointWriteError
-    from segnext_jt.engine.trainer import Trainer, TrainingDataError, TrainingDivergedError, TrainSetupError
-    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    from segnext_jt.engine.trainer import Trainer
+    from segnext_jt.io.errors import CheckpointError
     try:
         with Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                      sync_bn=True if args.sync_bn else None) as trainer:
             result = trainer.train()
-    except (ConfigError, CheckpointNotFoundError) as exc:  # e.g. a classes.txt of another length; weights
-        print(f"error: {one_line(exc)}", file=sys.stderr)   # not found or not downloadable (nothing written)
-        return 2
-    except (DataError, SampleLoadError, CheckpointError, TrainingDataError, TrainingDivergedError, TrainSetupError,
-            CheckpointWriteError) as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # the file system failed mid-run (log.json, the work dir)
-        print(f"error: {one_line(_os_failure(exc, work_dir))}", file=sys.stderr)
-        return 1
+    except CheckpointError:  # CheckpointNotFoundError is an OSError too: weights not found, exit 2
+        raise
+    except OSError as exc:
+        raise CheckpointWriteError(_os_failure(exc, work_dir)) from exc
     if result.summary:
         from segnext_jt.files import dumps_strict
         print(dumps_strict(result.summary))
@@ -149,4 +150,4 @@ def _check_input_paths(cfg, resume) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(_exit_on_interrupt=True))
+    sys.exit(main())

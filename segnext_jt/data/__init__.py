@@ -12,7 +12,7 @@ from .demo_mnist import DEMO_CLASSES, DEMO_PALETTE, DemoMNISTDataset
 from .isaid import ISAIDDataset
 from .pascal_context import PascalContext59Dataset
 from .voc import PascalVOCAugDataset
-from .eval_views import TEST_MODES, TTA_RATIOS, ViewInfo, make_view_input, tta_scales
+from .eval_views import TEST_PIPELINES, TTA_RATIOS, ViewInfo, make_view_input, tta_scales
 from .loader import TrainLoader, ValLoader
 from ..rng import sample_rng
 from .sampling import SampleLoadError, sample_indices
@@ -22,7 +22,7 @@ from .transforms import (IMAGENET_MEAN, IMAGENET_STD, Compose, Normalize, Pad, P
 
 __all__ = [
     "ADE20K_CLASSES", "ADE20K_PALETTE", "CITYSCAPES_CLASSES", "CITYSCAPES_PALETTE", "DEMO_CLASSES", "DEMO_PALETTE",
-    "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "TEST_MODES", "TTA_RATIOS",
+    "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "TEST_PIPELINES", "TTA_RATIOS",
     "SegDataset", "ADE20KDataset", "CityscapesDataset", "DemoMNISTDataset", "RawSample", "DataError",
     "PascalVOCAugDataset", "PascalContext59Dataset", "COCOStuff164kDataset", "ISAIDDataset",
     "read_image_bgr", "read_label", "reduce_zero_label",

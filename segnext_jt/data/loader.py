@@ -129,13 +129,16 @@ class TrainLoader(_WorkerOwner):
         if self.max_iters is not None and self._next_iter >= self.max_iters:
             raise StopIteration
         it = self._next_iter
-        if self._pool is None:
-            indices = self.indices(it)
-            samples = [load_train_sample(self.dataset, self.pipeline, self.seed, it, slot, indices[slot])
-                       for slot in self.slots]
-        else:
-            samples = self._collect(it)
+        batch = self.batch(it) if self._pool is None else self._collate(it, self._collect(it))
         self._next_iter += 1
+        return batch
+
+    def batch(self, it: int) -> Dict[str, Any]:
+        """Batch `it` (this process's slots), loaded in this process without moving the iterator:
+        the same arrays the iteration hands out for `it` (the trainer's warm-up step of a resume)."""
+        indices = self.indices(it)
+        samples = [load_train_sample(self.dataset, self.pipeline, self.seed, it, slot, indices[slot])
+                   for slot in self.slots]
         return self._collate(it, samples)
 
     def _submit_ahead(self) -> None:

@@ -34,8 +34,13 @@ class TrainSetupError(ValueError):
     """The run cannot start as configured (batch split, class count, resume checkpoint)."""
 
 
+class TrainingDataError(ValueError):
+    """The training data cannot train anything (e.g. every label pixel is ignore_index)."""
+
+
 class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written (disk full, read-only file system, work dir gone)."""
+    """A checkpoint, or another file of the run (log.json, the work dir), could not be written
+    (disk full, read-only file system, work dir gone)."""
 
 
 def write_failure(exc: OSError, path: str, needed: int, last_good: str) -> str:

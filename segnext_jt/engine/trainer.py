@@ -31,7 +31,6 @@ from .. import __version__
 from ..config import Config
 from ..data.build import build_dataset, train_pipeline
 from ..data.loader import TrainLoader
-from ..data.sampling import load_train_sample, sample_indices
 from ..evaluation.metrics import IoUMetric
 from ..evaluation.run import majority_baseline, run_evaluation
 from ..models import build_segmentor
@@ -40,19 +39,15 @@ from .. import hub, rng
 from ..files import json_safe, read_json, write_json_atomic
 from ..platform_info import env_info_text
 from ..memory import memory_kind, memory_mb
-from .checkpoint import (TrainCheckpoints, TrainingDivergedError, TrainSetupError, check_resume_shapes,
-                         checkpoint_arrays, describe_keys, find_latest_checkpoint, nonfinite_keys,
-                         read_train_checkpoint)
+from .checkpoint import (TrainCheckpoints, TrainingDataError, TrainingDivergedError, TrainSetupError,
+                         check_resume_shapes, checkpoint_arrays, describe_keys, find_latest_checkpoint,
+                         nonfinite_keys, read_train_checkpoint)
 from .work_dir import WorkDirLock, remove_stale_temporaries
 from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
 from ..progress import first_step_notice, restart_rate
 from .pretrained import init_backbone
 from .optim import AdamW, build_param_groups, lr_at
-
-class TrainingDataError(ValueError):
-    """The training data cannot train anything (e.g. every label pixel is ignore_index)."""
-
 
 def iteration_rngs(model, seed: int, it: int, rank: int, slots) -> None:
     """Seed Jittor's RNG from (seed, iteration, rank) and give the model's DropPath/Dropout layers
@@ -263,12 +258,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, it: int, ms_flip: bool = False) -> dict:
-        """Validation with the eval NMF seed (eval keys never collide with training draws)."""
-        try:
-            summary = run_evaluation(self.cfg, None, ms_flip=ms_flip, progress=self.progress and self.rank == 0,
-                                     model=self.model)
-        finally:
-            self.model.set_nmf_seed(self.seed)
+        """Validation with the eval NMF seed (eval keys never collide with training draws; the
+        model's bases stream is restored after it)."""
+        summary = run_evaluation(self.cfg, None, ms_flip=ms_flip, progress=self.progress and self.rank == 0,
+                                 model=self.model, dataset=self.val_set)
         if self.writer is not None:
             metric = IoUMetric.from_state(summary["metric_state"])
             with critical_section():
@@ -317,7 +310,7 @@ class Trainer:
                    disable=not (self.progress and self.rank == 0), dynamic_ncols=True)
         try:
             if self._resume_state is not None and self.start_iter < cfg.max_iters:
-                self._warm_up(slots, self._log_line(bar))
+                self._warm_up(loader, slots, self._log_line(bar))
             self._verified_iter = self.start_iter  # the state after this iteration passed the full check
             t_end = time.time()
             for it in range(self.start_iter, cfg.max_iters):
@@ -462,7 +455,7 @@ class Trainer:
             total = jt.array(local).mpi_all_reduce("add").numpy()
         return {k: float(total[i] / self.world_size) for i, k in enumerate(names)}, float(total[-1])
 
-    def _warm_up(self, slots, write) -> None:
+    def _warm_up(self, loader: TrainLoader, slots, write) -> None:
         """Run one throw-away training step, then restore the checkpoint state.
 
         Jittor fuses a graph differently the first time it executes it in a process, which changes
@@ -471,10 +464,7 @@ class Trainer:
         bit-identical. The finite probe is a separate graph that only reads the state, so whether the
         loop's steps run it does not matter here."""
         it = self.start_iter
-        idx = sample_indices(self.seed, it, self.cfg.train.batch_size, len(self.train_set))
-        samples = [load_train_sample(self.train_set, train_pipeline(self.cfg.data), self.seed, it, s, idx[s])
-                   for s in slots]
-        batch = {"img": np.stack([s[0] for s in samples]), "gt_seg": np.stack([s[1] for s in samples])}
+        batch = loader.batch(it)  # the batch the loop gets next, loaded in this process
         with first_step_notice(write, self._first_step_pending, "warm-up step of the resumed run"):
             self._step(it, batch, slots, self.lr(it))
         self._first_step_pending = False

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on the config's validation split (what tools/eval.py and the seed sweep run)."""
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -37,17 +38,40 @@ def majority_baseline(dataset) -> dict:
     return {"class": dataset.classes[majority], "mIoU": result["mIoU"], "aAcc": result["aAcc"]}
 
 
+@contextlib.contextmanager
+def eval_nmf_seed(model, seed: int) -> Iterator[None]:
+    """Inside the block the model draws its NMF bases from the eval stream of `seed` (counted from
+    its first call); after it the model's bases stream is exactly as before, so a model shared with
+    training (the trainer's periodic evaluation) comes back unchanged."""
+    sampler = model.decode_head.nmf.sampler  # what EncoderDecoder.set_nmf_seed sets
+    saved = sampler.seed, sampler.calls
+    model.set_nmf_seed(seed)
+    try:
+        yield
+    finally:
+        sampler.seed, sampler.calls = saved
+
+
 def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False, out_dir: Optional[str] = None,
                    limit: Optional[int] = None, progress: bool = True, model=None, logger=print,
-                   allow_nonfinite: bool = False) -> dict:
+                   allow_nonfinite: bool = False, dataset=None) -> dict:
     """Returns a JSON-able summary: mIoU/mAcc/aAcc (%), per-class IoU/Acc (%), counts, timing, table.
-    `allow_nonfinite` evaluates a checkpoint with NaN/inf weights (to inspect it; refused otherwise)."""
-    dataset = build_dataset(cfg.data, "val", cfg.model.decode_head.num_classes)
+    `allow_nonfinite` evaluates a checkpoint with NaN/inf weights (to inspect it; refused otherwise).
+    `model` (already loaded; `checkpoint` is then only reported) and `dataset` (the config's
+    validation split) are built from the config when not given; a given model's NMF bases stream is
+    left as it was."""
+    if dataset is None:
+        dataset = build_dataset(cfg.data, "val", cfg.model.decode_head.num_classes)
     check_dataset_matches(cfg, dataset)
     if model is None:
         model = build_segmentor(cfg)
         load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None, allow_nonfinite=allow_nonfinite)
-    model.set_nmf_seed(cfg.eval.seed)
+    with eval_nmf_seed(model, cfg.eval.seed):
+        return _evaluate(cfg, checkpoint, ms_flip, out_dir, limit, progress, model, dataset)
+
+
+def _evaluate(cfg: Config, checkpoint: Optional[str], ms_flip: bool, out_dir: Optional[str], limit: Optional[int],
+              progress: bool, model, dataset) -> dict:
     evaluator = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, dataset.num_classes, dataset.classes)
     indices = None if limit is None else list(range(min(limit, len(dataset))))
     loader = ValLoader(dataset, batch_size=cfg.eval.batch_size, num_workers=cfg.eval.num_workers, indices=indices)

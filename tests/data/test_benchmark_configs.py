@@ -56,6 +56,7 @@ def test_config_builds_model_with_expected_parameter_count(name):
     assert tuple(state["decode_head.conv_seg.weight"].shape) == (num_classes, HEAD_CHANNELS[size], 1, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NEW_CONFIGS)
 def test_config_passes_seed_sweep_dry_run(tmp_path, name):
     work = tmp_path / "sweep"

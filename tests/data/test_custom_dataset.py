@@ -53,6 +53,7 @@ def _options(root, *extra):
     return TINY_TRAIN_OVERRIDES + [f"data.root={root}", "data.classes=classes.txt", *extra]
 
 
+@pytest.mark.slow
 def test_custom_dataset_trains_evaluates_and_reports_its_class_names(tmp_path):
     from segnext_jt.engine.trainer import Trainer
     from segnext_jt.evaluation.run import run_evaluation
@@ -135,6 +136,7 @@ def test_label_map_and_ignore_index_give_class_ids(tmp_path):
         ds.load_label(0)
 
 
+@pytest.mark.slow
 def test_num_classes_mismatch_is_one_clear_error(tmp_path):
     # classes listed in the config: refused when the config loads
     with pytest.raises(ConfigError, match=r"model.decode_head.num_classes=4 but data.classes lists 3 classes"):
@@ -215,6 +217,7 @@ def test_readme_example_config_loads_and_matches_the_committed_one(tmp_path):
                                                       pretrained=mine.model.backbone.pretrained)
 
 
+@pytest.mark.slow
 def test_custom_dataset_through_the_seed_sweep_and_report(tmp_path):
     """Two training seeds of the custom data: result.json carries the declared names and the report's
     seed-sensitive-class table shows them."""

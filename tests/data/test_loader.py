@@ -45,6 +45,15 @@ def test_train_loader_workers_and_resume_identical(small_demo_dir):
         TrainLoader(ds, pipe, batch_size=3, seed=7, slots=[3])
     other = _batches(TrainLoader(ds, pipe, batch_size=3, seed=8), 1)
     assert not np.array_equal(other[0]["img"], ref[0]["img"])
+    # batch(it): the iteration's batch on demand (the trainer's resume warm-up), iterator unmoved.
+    with TrainLoader(ds, pipe, batch_size=3, seed=7, slots=[0, 2], start_iter=2, num_workers=1) as loader:
+        warm = loader.batch(2)
+        assert warm["gt_seg"].dtype == np.int64 and warm["iter"] == 2
+        np.testing.assert_array_equal(warm["img"], ref[2]["img"][[0, 2]])
+        nxt = next(loader)
+    for key in ("img", "gt_seg"):
+        np.testing.assert_array_equal(warm[key], nxt[key])
+    assert nxt["iter"] == 2 and warm["filenames"] == nxt["filenames"]
 
 
 def test_loader_errors_name_the_file(small_demo_dir, tmp_path, monkeypatch):

@@ -39,6 +39,7 @@ def _damaged(tmp_path, source, name, change_meta=None, change_arrays=None):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, needle", [
     ("iter_text", "metadata field 'iter' is 'abc'"),
     ("iter_negative", "metadata field 'iter' is -5"),
@@ -70,6 +71,7 @@ def test_bad_resume_checkpoints_are_one_line(tmp_path, tiny_train_options, finis
     one_error_line(proc, needle, code=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planted", ["log.json", ".lock", ".iter_4.npz.abc123.tmp"])
 def test_a_directory_where_a_file_belongs_is_one_line(tmp_path, tiny_train_options, planted):
     work = tmp_path / "work"
@@ -108,6 +110,7 @@ def test_write_failures_name_the_path_and_the_cause(tmp_path, err, needle):
     assert "the work dir was deleted or moved" in write_failure(OSError(errno.ENOENT, "x", gone), gone, 0, "")
 
 
+@pytest.mark.slow
 def test_tools_check_their_own_numbers_before_any_work(tmp_path, tiny_checkpoint, tiny_train_options):
     from helpers import sweep_cmd
     proc = run_cli([*tool_cmd("tools", "freeze_nmf_bases.py"), str(tiny_checkpoint), str(tmp_path / "f.npz"),

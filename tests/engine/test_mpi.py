@@ -37,7 +37,6 @@ from segnext_jt.engine.trainer import iteration_rngs
 from segnext_jt.environment import child_env
 from segnext_jt.io import load_npz
 
-
 def _mpi_missing() -> str:
     if shutil.which("mpirun") is None:
         return "mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
@@ -46,7 +45,8 @@ def _mpi_missing() -> str:
     return ""
 
 
-pytestmark = pytest.mark.skipif(bool(_mpi_missing()), reason=_mpi_missing() or "MPI available")
+pytestmark = [pytest.mark.slow,  # every test runs mpirun (tests/README.md)
+              pytest.mark.skipif(bool(_mpi_missing()), reason=_mpi_missing() or "MPI available")]
 
 ITERS = 6
 # Same global batch in both runs; every iteration logged and checkpointed; evaluation only at the end.

@@ -100,6 +100,7 @@ def test_checkpoint_bytes_counts_weights_and_moments(tiny_train_options):
     assert preflight.checkpoint_bytes(model) == 4 * (weights + 2 * params)
 
 
+@pytest.mark.slow
 def test_train_and_sweep_check_commands(tmp_path, tiny_train_options):
     work = tmp_path / "work"
     proc = run_cli([*tool_cmd("tools", "train.py"), DEMO_CFG, "--check", "--no-progress", "--work-dir", str(work),
@@ -112,6 +113,7 @@ def test_train_and_sweep_check_commands(tmp_path, tiny_train_options):
     assert "x 3 run(s), 2 at a time" in proc.stdout and not sweep.exists()
 
 
+@pytest.mark.slow
 def test_print_config_shows_the_resolved_chain():
     proc = run_cli([*tool_cmd("tools", "train.py"), str(ROOT / "configs" / "segnext_l_cityscapes.yaml"),
                     "--print-config"])

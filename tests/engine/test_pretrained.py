@@ -106,6 +106,7 @@ def test_trainer_initialises_the_backbone_from_a_url(server, home, tmp_path, tin
     assert not (tmp_path / "w2").exists()
 
 
+@pytest.mark.slow
 def test_train_cli_prints_the_init_line_and_stops_offline_before_writing(server, tmp_path, tiny_train_options):
     body, backbone = demo_imagenet_file(tmp_path, tiny_train_options)
     url = server.serve(f"/{hashed_name('mscan_demo', body)}", Route(body))
@@ -131,6 +132,7 @@ def test_train_cli_prints_the_init_line_and_stops_offline_before_writing(server,
     assert not work2.exists()
 
 
+@pytest.mark.slow
 def test_eval_cli_takes_a_url_and_zoo_names(server, tmp_path, tiny_train_options, tiny_checkpoint):
     from helpers import eval_demo
     body = Path(tiny_checkpoint).read_bytes()
@@ -160,6 +162,7 @@ def test_eval_cli_takes_a_url_and_zoo_names(server, tmp_path, tiny_train_options
     one_error_line(proc, hub.ZOO["segnext_t"], "SEGNEXT_OFFLINE=1", code=2)
 
 
+@pytest.mark.slow
 def test_seed_sweep_fetches_once_before_workers_and_dry_run_downloads_nothing(server, tmp_path, tiny_train_options):
     from helpers import sweep_cmd
     url = server.serve("/mscan_demo-0123abcd.pth", Route(b"not the weights"))  # fails its hash check

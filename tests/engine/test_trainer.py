@@ -69,6 +69,7 @@ def _run_train_cli(args, **kw):
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_train_options):
     # log_interval 3 does not divide checkpoint_interval 4: the log window open at a checkpoint is
     # saved in it, so the lines after the resume average the same iterations as the reference
@@ -132,6 +133,7 @@ def test_resume_refuses_another_seed(tmp_path, tiny_train_options):
         Trainer(cfg, str(work), seed=5, resume="auto", progress=False, logger=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_clear_error(tmp_path, tiny_train_options):
     proc = _run_train_cli(["--work-dir", str(tmp_path / "w"), "--cfg-options", *tiny_train_options,
                            f"data.root={tmp_path / 'nowhere'}"])
@@ -140,6 +142,7 @@ def test_missing_dataset_is_one_clear_error(tmp_path, tiny_train_options):
     assert "nowhere" in out and "Traceback" not in out and not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_unknown_config_key_is_reported_with_hint(tmp_path):
     proc = _run_train_cli(["--cfg-options", "train.max_iter=5"])
     out, _ = proc.communicate(timeout=300)

@@ -206,6 +206,7 @@ def _run_train_cli(args):
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_second_cli_writer_is_refused(tmp_path, tiny_train_options):
     work = tmp_path / "w"
     holder = demo_trainer(tmp_path, tiny_train_options, "w")  # this process holds the lock
@@ -218,6 +219,7 @@ def test_second_cli_writer_is_refused(tmp_path, tiny_train_options):
     assert f"pid {os.getpid()}" in err and str(work) in err and "Traceback" not in out + err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_exits_fast_with_one_line_and_resumes(tmp_path, tiny_train_options, sig):
     opts = tiny_train_options + ["train.max_iters=40", "train.checkpoint_interval=2", "train.log_interval=3",
@@ -319,6 +321,7 @@ def test_planted_lock_is_refused_and_its_target_unchanged(tmp_path, tiny_train_o
     assert not (work / "log.json").exists()
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny_train_options):
     """--resume on a finished run rewrote train_result.json with final_loss and mIoU null."""
     opts = tiny_train_options + ["train.max_iters=4", "train.checkpoint_interval=2", "train.log_interval=2",
@@ -340,6 +343,7 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny_train_options):
     assert f'"final_loss": {json.dumps(first.summary["final_loss"])}' in out
 
 
+@pytest.mark.slow
 def test_planted_lock_cli_is_one_line(tmp_path, tiny_train_options):
     work = tmp_path / "w"
     work.mkdir()
@@ -398,6 +402,7 @@ def test_resume_log_rewrite_variants(tmp_path, content, expected, warns):
         assert "line(s) 1, 2, 3, 4, 5 ..." in warned[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["no data.root", "data.root is a file", "no --resume file", "--resume is a dir"])
 def test_missing_paths_exit_2_before_anything_is_written(tmp_path, tiny_train_options, case):
     """The README promises exit 2 for path errors; a missing data.root or --resume file exited 1."""

@@ -21,7 +21,7 @@ def test_pad_pipeline_matches_mmseg1_fixture_through_the_evaluator_path():
     x = jt.array(np.load(fixture_dir(name) / "input.npy"))
     padded = pad_bottom_right(x, 32)
     logits = model.encode_decode(padded, None, np.load(fixture_dir(name) / "bases_raw.npy"))
-    info = ViewInfo(mode="pad", ori_shape=(97, 131), resized_shape=(97, 131),
+    info = ViewInfo(pipeline="pad", ori_shape=(97, 131), resized_shape=(97, 131),
                     input_shape=tuple(padded.shape[2:]), valid_shape=(97, 131), flip=False)
     got = np.concatenate([logits_to_original(logits[i:i + 1], info).numpy() for i in range(2)])
     assert_close_fwd(got, np.load(fixture_dir(name) / "seg_logits_pipeline.npy"), "pad pipeline")

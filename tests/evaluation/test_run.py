@@ -55,6 +55,28 @@ def test_different_eval_seeds_change_the_result(tiny_train_options, tiny_checkpo
     print("\nmIoU by eval seed:", [r["mIoU"] for r in runs])
 
 
+def test_a_given_model_and_dataset_are_used_and_its_nmf_stream_restored(tiny_train_options, tiny_checkpoint):
+    from segnext_jt.data.build import build_dataset
+    from segnext_jt.evaluation.run import eval_nmf_seed
+    from segnext_jt.io import load_checkpoint
+    from segnext_jt.models import build_segmentor
+    cfg = _cfg(tiny_train_options, "eval.seed=3")
+    model = build_segmentor(cfg)
+    load_checkpoint(model, tiny_checkpoint, logger=lambda *a: None)
+    sampler = model.decode_head.nmf.sampler
+    model.set_nmf_seed(11)
+    sampler.calls = 5
+    dataset = build_dataset(cfg.data, "val")
+    given = _summary(cfg, tiny_checkpoint, model=model, dataset=dataset)
+    assert (sampler.seed, sampler.calls) == (11, 5)
+    assert given["per_class_iou"] == _summary(cfg, tiny_checkpoint)["per_class_iou"]
+    with pytest.raises(RuntimeError, match="inside"):
+        with eval_nmf_seed(model, 4):
+            assert (sampler.seed, sampler.calls) == (4, 0)
+            raise RuntimeError("inside")
+    assert (sampler.seed, sampler.calls) == (11, 5)
+
+
 def test_checkpoint_config_mismatch_is_named(tiny_train_options, tiny_checkpoint):
     cfg = _cfg(tiny_train_options, "model.decode_head.ham_channels=32", "model.decode_head.channels=32")
     with pytest.raises(CheckpointMismatchError, match="decode_head.squeeze"):

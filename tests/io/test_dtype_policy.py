@@ -63,6 +63,7 @@ def test_every_reader_applies_it(tmp_path):
     assert read_checkpoint(path, allow_nonfinite=True).state_dict[key].dtype == np.float32
 
 
+@pytest.mark.slow
 def test_tools_refuse_a_nan_checkpoint_in_one_line(tmp_path, tiny_checkpoint, tiny_train_options):
     from segnext_jt.io import load_npz
     arrays, meta = load_npz(tiny_checkpoint)

@@ -37,6 +37,7 @@ def test_compare_logs_and_cli(tmp_path, capsys):
     assert "mm0_malformed.log.json:3" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_logs_out_is_strict_json(tmp_path):
     log = tmp_path / "a.log.json"
     lines = [{"seed": 0, "config": "x"}, {"mode": "train", "iter": 10, "loss": 1.0, "lr": 0.1},

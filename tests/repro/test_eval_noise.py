@@ -28,6 +28,7 @@ def test_protocol_rows_pool_within_checkpoint_spread_and_pair_the_shift():
     assert four["relative_cost"] == pytest.approx(1.5) and four["mean"] == pytest.approx(42.5)
 
 
+@pytest.mark.slow
 def test_eval_noise_cli_writes_the_table(tmp_path, tiny_train_options, tiny_checkpoint):
     out = tmp_path / "noise"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "repro", "eval_noise.py"), "--config", DEMO_CFG,

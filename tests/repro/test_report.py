@@ -98,6 +98,7 @@ def test_report_end_to_end(tmp_path):
     assert (out2 / "report.json").read_text() == (out / "report.json").read_text()
 
 
+@pytest.mark.slow
 def test_report_checkpoint_only_and_script(tmp_path):
     sweep = tmp_path / "ckpt"
     evals = [{"eval_seed": e, "mode": "ss", "mIoU": 50.5 + 0.05 * ((e * 7) % 5)}

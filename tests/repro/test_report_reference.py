@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from helpers import ROOT
 
 from segnext_jt.repro.report import command as report
@@ -15,8 +13,6 @@ from segnext_jt.repro.report import reference as report_reference
 from segnext_jt.repro.report.reference import Reference
 from segnext_jt.config import Config
 
-needs_section = pytest.mark.skipif(not hasattr(Config(), "reference"),
-                                   reason="segnext_jt.config has no reference section")
 CITYSCAPES = """\
 name: segnext_l_cityscapes
 reference:
@@ -102,7 +98,6 @@ def test_precedence_without_the_config_field(tmp_path, monkeypatch):
     assert _ref(sweep)["ss"] == 50.99  # a section that states nothing: the defaults
 
 
-@needs_section
 def test_sweep_config_reference_section(tmp_path):
     cfg = tmp_path / "segnext_l_cityscapes.yaml"
     cfg.write_text(CITYSCAPES)
@@ -114,7 +109,6 @@ def test_sweep_config_reference_section(tmp_path):
     assert ref["ss_range"] == [82.5, 83.5]
 
 
-@needs_section
 def test_repository_configs_need_no_typing(tmp_path):
     # the issue's case: a Cityscapes sweep compares with the paper's number by itself
     cfg = "configs/segnext_l_cityscapes.yaml"  # relative: found against the repository too
@@ -130,7 +124,6 @@ def test_repository_configs_need_no_typing(tmp_path):
     assert "## Where the reported number falls" not in md
 
 
-@needs_section
 def test_reference_from_config(tmp_path):
     cfg = tmp_path / "cityscapes.yaml"
     cfg.write_text(CITYSCAPES)

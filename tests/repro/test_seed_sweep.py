@@ -12,6 +12,8 @@ import pytest
 
 from helpers import CPU_ENV, ROOT, sweep_cmd
 
+pytestmark = pytest.mark.slow  # every test runs the seed sweep in subprocesses (tests/README.md)
+
 
 def _results(work):
     out = {}

@@ -74,6 +74,7 @@ def _cleanup(proc):
     proc.err_file.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_sigkill_of_the_sweep_takes_its_children_down(tmp_path, options):
     proc = _start_and_wait_for_training(tmp_path, options)
@@ -85,6 +86,7 @@ def test_sigkill_of_the_sweep_takes_its_children_down(tmp_path, options):
         _cleanup(proc)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_children_and_exits_with_one_line(tmp_path, options):
     # --procs 2: worker output goes to seed_0.out, so the sweep's own stderr is what we check
     proc = _start_and_wait_for_training(tmp_path, options, "--procs", "2")
@@ -104,6 +106,7 @@ def test_sigterm_stops_children_and_exits_with_one_line(tmp_path, options):
     assert not (tmp_path / "seed_0" / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_locked_seed_dir_is_refused_with_the_holders_pid(tmp_path, options):
     seed_dir = tmp_path / "seed_0"
     seed_dir.mkdir()
@@ -153,6 +156,7 @@ echo "Submitted batch job 1"
 """
 
 
+@pytest.mark.slow
 def test_slurm_array_script_end_to_end_with_stand_in_sbatch(tmp_path, options):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

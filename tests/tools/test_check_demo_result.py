@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
+
+pytestmark = pytest.mark.slow  # runs tools/check_demo_result.py in a subprocess (tests/README.md)
 
 TOOL = os.path.join(ROOT, "tools", "check_demo_result.py")
 

@@ -6,11 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import _torch_writer as tw
 from helpers import (ROOT, TINY_DIR, FakeModel, as_tensors, bits_equal, payloads, tiny_state_dict,
                      to_orig_names, write_malicious)
 
 from segnext_jt.io import count_parameters, load_checkpoint, load_npz, read_any_checkpoint
+
+pytestmark = pytest.mark.slow  # every test runs tools/convert_checkpoint.py in a subprocess (tests/README.md)
 
 
 TOOL = ROOT / "tools" / "convert_checkpoint.py"

@@ -14,6 +14,8 @@ import pytest
 
 from helpers import CLI_ENV, DEMO_CFG, ROOT, our_stderr_lines, run_cli, tool_cmd
 
+pytestmark = pytest.mark.slow  # every test runs tools/eval.py in a subprocess (tests/README.md)
+
 
 def test_eval_cli_end_to_end_with_outputs(tmp_path, tiny_train_options, tiny_checkpoint):
     out_json = tmp_path / "m.json"

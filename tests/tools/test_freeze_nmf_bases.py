@@ -14,6 +14,8 @@ from helpers import DEMO_CFG, METRIC_KEYS, ROOT, eval_demo
 from segnext_jt.io.errors import CheckpointMismatchError
 from segnext_jt.rng import NMF_STORED_BASES_KEY, nmf_bases
 
+pytestmark = pytest.mark.slow  # every test runs tools/freeze_nmf_bases.py in a subprocess (tests/README.md)
+
 
 FREEZE = os.path.join(ROOT, "tools", "freeze_nmf_bases.py")
 

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import DEMO_CFG, ROOT
 
 
+@pytest.mark.slow
 def test_infer_cli_on_users_images(tmp_path, demo_root, tiny_train_options, tiny_checkpoint):
     images = sorted((demo_root / "images" / "validation").glob("*.jpg"))[:2]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "infer.py"), *map(str, images),
@@ -43,6 +46,7 @@ def test_output_names_keep_relative_paths_and_never_collide(tmp_path):
     assert len(set(output_names(many).values())) == len(many)
 
 
+@pytest.mark.slow
 def test_infer_keeps_same_named_images_apart(tmp_path, demo_root, tiny_train_options, tiny_checkpoint):
     """val/a/x.jpg and val/b/x.jpg wrote one x.png; now each image gets its own outputs."""
     import shutil

@@ -15,6 +15,7 @@ import pytest
 from helpers import ROOT
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("SEGNEXT_SLOW_TESTS") != "1",
                     reason="the 2-minute demo training; `make demo` checks it (SEGNEXT_SLOW_TESTS=1 runs it here)")
 def test_demo_config_trains_well_above_majority_baseline(tmp_path):
@@ -32,3 +33,15 @@ def test_demo_config_trains_well_above_majority_baseline(tmp_path):
     print(f"\ndemo: mIoU {summary['mIoU']:.2f} vs majority baseline {summary['baseline_mIoU']:.2f}")
     assert "majority-class baseline" in proc.stdout
     assert summary["mIoU"] >= summary["baseline_mIoU"] + 8.0
+
+
+def test_an_interrupt_while_the_device_is_chosen_is_one_line_exit_130():
+    """Ctrl-C before the training's handlers exist (tools/train.py picks the device first)."""
+    code = ("import sys; sys.path.insert(0, 'tools'); import train\n"
+            "def interrupted(device): raise KeyboardInterrupt\n"
+            "train.apply_device = interrupted\n"
+            "sys.exit(train.main(['configs/demo_mnist.yaml']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "SEGNEXT_DEBUG"})
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "interrupted by SIGINT during start-up; nothing was written\n"
