@@ -55,7 +55,7 @@ def test_sweep_runs_reports_and_seeds_differ(finished_sweep):
     assert "seed" in md and "std" in md.lower()
     svgs = list(finished_sweep.glob("*.svg"))
     assert svgs, "no plots written"
-    assert report  # the content is checked in tests/repro/test_report.py on synthetic data
+    assert report  # the content is checked in tests/repro/report/test_command.py on synthetic data
 
 
 def test_rerun_reproduces_every_number(tmp_path, finished_sweep, sweep_options):
