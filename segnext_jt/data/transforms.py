@@ -279,6 +279,18 @@ def _convert_table(alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
     return _convert(_BYTE_VALUES, alpha, beta)
 
 
+def _compose_tables(first: Optional[np.ndarray], then: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The table of ``then(first(x))``; None stands for the identity."""
+    if first is None or then is None:
+        return then if first is None else first
+    return np.take(then, first)
+
+
+def _apply_table(planes: np.ndarray, table: Optional[np.ndarray]) -> np.ndarray:
+    """``table[planes]`` (or the planes) as a contiguous (3, H, W) array."""
+    return np.ascontiguousarray(planes) if table is None else np.take(table, planes, mode="clip")
+
+
 class PhotoMetricDistortion:
     """mmseg PhotoMetricDistortion on a BGR uint8 image.
 
@@ -297,50 +309,49 @@ class PhotoMetricDistortion:
         self.saturation_lower, self.saturation_upper = (float(x) for x in saturation_range)
         self.hue_delta = int(hue_delta)
 
-    def _brightness(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _brightness_table(self, rng: np.random.Generator) -> Optional[np.ndarray]:
         if rng.integers(2):
             d = self.brightness_delta
-            return np.take(_convert_table(beta=rng.uniform(-d, d)), planes, mode="clip")
-        return planes
+            return _convert_table(beta=rng.uniform(-d, d))
+        return None
 
-    def _contrast(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _contrast_table(self, rng: np.random.Generator) -> Optional[np.ndarray]:
         if rng.integers(2):
-            table = _convert_table(alpha=rng.uniform(self.contrast_lower, self.contrast_upper))
-            return np.take(table, planes, mode="clip")
-        return planes
+            return _convert_table(alpha=rng.uniform(self.contrast_lower, self.contrast_upper))
+        return None
 
-    def _saturation(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.integers(2):
-            hsv = bgr2hsv_planes(*planes)
-            table = _convert_table(alpha=rng.uniform(self.saturation_lower, self.saturation_upper))
-            np.take(table, hsv[1], out=hsv[1], mode="clip")  # uint8 indices: in range
-            return hsv2bgr_planes(*hsv)
-        return planes
+    def _saturate(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        hsv = bgr2hsv_planes(*planes)
+        table = _convert_table(alpha=rng.uniform(self.saturation_lower, self.saturation_upper))
+        np.take(table, hsv[1], out=hsv[1], mode="clip")  # uint8 indices: in range
+        return hsv2bgr_planes(*hsv)
 
-    def _hue(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.integers(2):
-            hsv = bgr2hsv_planes(*planes)
-            shift = int(rng.integers(-self.hue_delta, self.hue_delta))
-            table = ((np.arange(256, dtype=np.int64) + shift) % 180).astype(np.uint8)
-            np.take(table, hsv[0], out=hsv[0], mode="clip")
-            return hsv2bgr_planes(*hsv)
-        return planes
+    def _shift_hue(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        hsv = bgr2hsv_planes(*planes)
+        shift = int(rng.integers(-self.hue_delta, self.hue_delta))
+        table = ((np.arange(256, dtype=np.int64) + shift) % 180).astype(np.uint8)
+        np.take(table, hsv[0], out=hsv[0], mode="clip")
+        return hsv2bgr_planes(*hsv)
 
     def __call__(self, results: Results, rng: np.random.Generator) -> Results:
         img = _check_image(results, "PhotoMetricDistortion")
         if img.dtype != np.uint8 or img.shape[2] != 3:
             raise ValueError(f"PhotoMetricDistortion expects a BGR uint8 image, got {img.dtype} {img.shape} "
                              f"({results.get('filename', '?')})")
-        planes = np.ascontiguousarray(img.transpose(2, 0, 1))
-        planes = self._brightness(planes, rng)
+        # Brightness and contrast are per-value tables: consecutive ones are composed, and applied
+        # while making the planar copy an HSV step needs (one pass where there were up to three).
+        # The random draws keep mmseg's order.
+        planes, table = img.transpose(2, 0, 1), self._brightness_table(rng)
         mode = rng.integers(2)
         if mode == 1:
-            planes = self._contrast(planes, rng)
-        planes = self._saturation(planes, rng)
-        planes = self._hue(planes, rng)
+            table = _compose_tables(table, self._contrast_table(rng))
+        if rng.integers(2):
+            planes, table = self._saturate(_apply_table(planes, table), rng), None
+        if rng.integers(2):
+            planes, table = self._shift_hue(_apply_table(planes, table), rng), None
         if mode == 0:
-            planes = self._contrast(planes, rng)
-        results["img"] = planes.transpose(1, 2, 0)
+            table = _compose_tables(table, self._contrast_table(rng))
+        results["img"] = _apply_table(planes, table).transpose(1, 2, 0)
         return results
 
     def __repr__(self) -> str:
