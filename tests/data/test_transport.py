@@ -20,7 +20,8 @@ def ade_like(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(48, 64), (64, 48)] * 3):
         yy, xx = np.mgrid[0:h, 0:w]
-        img = np.stack([(xx * 4 + i * 30) % 256, (yy * 5) % 256, (xx + yy) * 2 % 256], -1) + rng.integers(0, 40, (h, w, 3))
+        img = np.stack([(xx * 4 + i * 30) % 256, (yy * 5) % 256, (xx + yy) * 2 % 256], -1)
+        img = img + rng.integers(0, 40, (h, w, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / "training" / f"{i}.jpg",
                                                                    quality=90)
         label = ((xx // 9 + yy // 7 * 5 + i * 11) % 151).astype(np.uint8)
