@@ -74,6 +74,8 @@ def _fixed_weights(f: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     scale = np.float32(_COEF_SCALE)
     w0 = np.rint((one - f) * scale).astype(np.int32)
     w1 = np.rint(f * scale).astype(np.int32)
+    if w0.size and int(np.abs(w0 + w1 - _COEF_SCALE).max()) > 1:  # the uint8 path relies on it (no clip)
+        raise AssertionError("cv2 resize weights must sum to 2048 +- 1")
     return w0, w1
 
 def _check_window(window: Optional[Window], w: int, h: int) -> Window:
@@ -151,7 +153,8 @@ def cv2_resize_bilinear(img: np.ndarray, size: Sequence[int], window: Optional[W
         out += tmp
         out += 2
         out >>= 2
-        np.clip(out, 0, 255, out=out)
+        # No clip needed: each weight pair sums to 2048 +- 1 (two roundings of complements), which
+        # bounds the result by 255 (255 * 2049 >> 4 = 32655; 32655 * 2049 / 2**16 < 1021; 1022 >> 2).
         return out.astype(np.uint8).reshape((out_h, out_w) + img.shape[2:])
 
     dt = img.dtype.type
@@ -224,35 +227,55 @@ def bgr2hsv(img: np.ndarray) -> np.ndarray:
     """
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"bgr2hsv expects a uint8 (H, W, 3) image, got {img.dtype} {img.shape}")
-    b, g, r = img[..., 0], img[..., 1], img[..., 2]
+    planes = bgr2hsv_planes(*np.ascontiguousarray(img.transpose(2, 0, 1)))
+    return np.ascontiguousarray(planes.transpose(1, 2, 0))
+
+
+def bgr2hsv_planes(b: np.ndarray, g: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """:func:`bgr2hsv` on separate uint8 (H, W) planes; returns (3, H, W): H, S, V.
+
+    Contiguous planes keep every step a SIMD loop (on an interleaved image each channel is a
+    stride-3 view, several times slower).
+    """
     v = np.maximum(np.maximum(b, g), r)
-    diff = (v - np.minimum(np.minimum(b, g), r)).astype(np.int32)
-    s = np.take(_S_LUT, (v.astype(np.int32) << 8) | diff)
-    bi, gi, ri = b.astype(np.int32), g.astype(np.int32), r.astype(np.int32)
-    # cv2 tests v == r first, then v == g.
-    num = np.where(v == r, gi - bi, np.where(v == g, bi - ri + 2 * diff, ri - gi + 4 * diff))
-    num += 255
-    num <<= 8
-    num |= diff
-    out = np.empty(img.shape, dtype=np.uint8)
-    out[..., 0] = np.take(_H_LUT, num)
-    out[..., 1] = s
-    out[..., 2] = v
+    diff = v - np.minimum(np.minimum(b, g), r)
+    out = np.empty((3,) + v.shape, dtype=np.uint8)
+    # S: one lookup at v << 8 | diff (a uint16 index).
+    s_index = v.astype(np.uint16)
+    s_index <<= 8
+    s_index |= diff
+    np.take(_S_LUT, s_index, out=out[1], mode="clip")  # indices in range: no check
+    out[2] = v
+    # H numerator in int16 (range -255..1275); cv2 tests v == r first, then v == g.
+    d = diff.astype(np.int16)
+    d += d
+    num = np.subtract(r, g, dtype=np.int16)
+    num += d
+    num += d  # r - g + 4 diff
+    np.add(np.subtract(b, r, dtype=np.int16), d, out=num, where=v == g)  # b - r + 2 diff
+    np.subtract(g, b, out=num, where=v == r, dtype=np.int16)
+    h_index = num.astype(np.int32)
+    h_index += 255
+    h_index <<= 8
+    h_index |= diff
+    np.take(_H_LUT, h_index, out=out[0], mode="clip")
     return out
 
 
 # cv2's sector table gives, per 60-degree sector, which of (v, p, q, t) goes
 # to (b, g, r). Each sector uses v, p and one of q (odd sectors) / t (even
 # ones), so we store per channel which of (v, p, mid) it takes, as a bit
-# shift into a packed uint32 (v | p << 8 | mid << 16).
+# shift into a packed uint32 (v | p << 8 | mid << 16), per hue value.
 _SECTORS = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
-_SECTOR_SHIFTS = [np.ascontiguousarray(np.where(_SECTORS[:, c] == 0, 0, np.where(_SECTORS[:, c] == 1, 8, 16))
-                                       .astype(np.uint32)) for c in range(3)]
-_ODD_SECTOR = np.arange(6) % 2 == 1
 _H_SCALED = np.arange(256, dtype=np.float32) * np.float32(6.0 / 180.0)  # cv2: h * (6.f / 180)
-_H_SECTOR = (np.floor(_H_SCALED).astype(np.int64) % 6).astype(np.uint8)
+_H_SECTOR = np.floor(_H_SCALED).astype(np.int64) % 6
 _H_FRAC = (_H_SCALED - np.floor(_H_SCALED)).astype(np.float32)
-_INV255 = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)
+# The factor of s in mid = v (1 - s * factor): f on odd sectors (q), 1 - f on even ones (t).
+_MID_FACTOR = np.where(_H_SECTOR % 2 == 1, _H_FRAC, np.float32(1.0) - _H_FRAC).astype(np.float32)
+_HUE_SHIFTS = [np.ascontiguousarray(np.where(_SECTORS[_H_SECTOR, c] == 0, 0,
+                                             np.where(_SECTORS[_H_SECTOR, c] == 1, 8, 16)).astype(np.uint32))
+               for c in range(3)]
+_INV255 = np.float32(1.0 / 255.0)  # cv2 scales s and v by (1.f / 255)
 # cv2's AVX2 uint8 HSV->BGR kernel handles 32 pixels per step and truncates;
 # the remaining ``width % 32`` pixels of each row go through the scalar code,
 # which rounds.
@@ -260,10 +283,13 @@ _HSV_SIMD_BLOCK = 32
 
 
 def _hsv_plane_to_u8(x: np.ndarray, simd_w: int) -> np.ndarray:
-    x = x * np.float32(255.0)
-    out = np.trunc(x)
-    out[:, simd_w:] = np.rint(x[:, simd_w:])
-    return np.clip(out, 0, 255).astype(np.uint32)
+    """x * 255 to uint8, truncated in the first simd_w columns and rounded after (x in [0, 1]
+    up to float error: the products stay in (-1, 256), where the cast truncates like cv2)."""
+    x *= np.float32(255.0)
+    out = x.astype(np.uint8)
+    if simd_w < x.shape[1]:
+        out[:, simd_w:] = np.rint(x[:, simd_w:])
+    return out
 
 
 def hsv2bgr(hsv: np.ndarray) -> np.ndarray:
@@ -276,21 +302,28 @@ def hsv2bgr(hsv: np.ndarray) -> np.ndarray:
     """
     if hsv.dtype != np.uint8 or hsv.ndim != 3 or hsv.shape[2] != 3:
         raise ValueError(f"hsv2bgr expects a uint8 (H, W, 3) image, got {hsv.dtype} {hsv.shape}")
-    hue = hsv[..., 0]
-    sector = np.take(_H_SECTOR, hue)
-    frac = np.take(_H_FRAC, hue)
-    s = np.take(_INV255, hsv[..., 1])
-    v = np.take(_INV255, hsv[..., 2])
-    one = np.float32(1.0)
-    p = v * (one - s)
-    # q = v(1 - s f) on odd sectors, t = v(1 - s(1 - f)) on even ones.
-    mid = v * (one - s * np.where(np.take(_ODD_SECTOR, sector), frac, one - frac))
-    simd_w = (hsv.shape[1] // _HSV_SIMD_BLOCK) * _HSV_SIMD_BLOCK
-    packed = _hsv_plane_to_u8(v, simd_w)
-    packed |= _hsv_plane_to_u8(p, simd_w) << 8
-    packed |= _hsv_plane_to_u8(mid, simd_w) << 16
-    out = np.empty(hsv.shape, dtype=np.uint8)
-    for c in range(3):
-        out[..., c] = (packed >> np.take(_SECTOR_SHIFTS[c], sector)) & 0xFF
-    return out
+    planes = hsv2bgr_planes(*np.ascontiguousarray(hsv.transpose(2, 0, 1)))
+    return np.ascontiguousarray(planes.transpose(1, 2, 0))
 
+
+def hsv2bgr_planes(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """:func:`hsv2bgr` on separate uint8 (H, W) planes; returns (3, H, W): B, G, R."""
+    hue = h.astype(np.intp)  # one index conversion for the four lookups
+    s = np.multiply(s, _INV255, dtype=np.float32)
+    v = np.multiply(v, _INV255, dtype=np.float32)
+    one = np.float32(1.0)
+    p = np.subtract(one, s)
+    p *= v
+    # q = v(1 - s f) on odd sectors, t = v(1 - s(1 - f)) on even ones.
+    mid = np.take(_MID_FACTOR, hue, mode="clip")
+    mid *= s
+    np.subtract(one, mid, out=mid)
+    mid *= v
+    simd_w = (hue.shape[1] // _HSV_SIMD_BLOCK) * _HSV_SIMD_BLOCK
+    packed = _hsv_plane_to_u8(v, simd_w).astype(np.uint32)
+    packed |= _hsv_plane_to_u8(p, simd_w).astype(np.uint32) << 8
+    packed |= _hsv_plane_to_u8(mid, simd_w).astype(np.uint32) << 16
+    out = np.empty((3,) + hue.shape, dtype=np.uint8)
+    for c in range(3):
+        out[c] = packed >> np.take(_HUE_SHIFTS[c], hue, mode="clip")  # the assignment keeps the low byte
+    return out

@@ -17,7 +17,9 @@ import numpy as np
 
 from .ade20k import RawSample, SegDataset
 from ..rng import check_seed
-from .sampling import SampleLoadError, load_train_sample, load_val_sample, sample_indices
+from .sampling import (SampleLoadError, load_train_sample, load_unnormalized_train_sample, load_val_sample,
+                       sample_indices)
+from .transport import DeferredNormalize, split_off_normalize
 from .worker_pool import WorkerPool
 
 
@@ -79,6 +81,10 @@ class TrainLoader(_WorkerOwner):
         mp_context: 'spawn' or 'forkserver'.
         light_workers: start workers without the main script / package
             ``__init__`` (see :mod:`.worker_pool`).
+        transport: how worker samples reach this process: 'uint8' (default) stops the workers'
+            pipeline before a trailing Normalize(+Pad) and normalises the batch here (a quarter
+            of the bytes; see :mod:`.transport`), 'float32' sends normalised samples. The batches
+            are bit-identical either way; pipelines without that ending always send float32.
 
     Use as a context manager (or call :meth:`close`) so workers stop cleanly.
     """
@@ -86,7 +92,9 @@ class TrainLoader(_WorkerOwner):
     def __init__(self, dataset: SegDataset, pipeline: Callable, batch_size: int, seed: int,
                  num_workers: int = 0, start_iter: int = 0, max_iters: Optional[int] = None,
                  slots: Optional[Sequence[int]] = None, prefetch: Optional[int] = None,
-                 mp_context: str = "spawn", light_workers: bool = True):
+                 mp_context: str = "spawn", light_workers: bool = True, transport: str = "uint8"):
+        if transport not in ("uint8", "float32"):
+            raise ValueError(f"transport must be 'uint8' or 'float32', got {transport!r}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.slots = list(range(batch_size)) if slots is None else [int(x) for x in slots]
@@ -110,8 +118,13 @@ class TrainLoader(_WorkerOwner):
         self._next_submit = int(start_iter)  # next batch sent to workers
         self._pending: Dict[int, Dict[int, Tuple[np.ndarray, np.ndarray, str]]] = {}
         self._pool: Optional[WorkerPool] = None
+        self._deferred: Optional[DeferredNormalize] = None
         if self.num_workers > 0:
-            self._pool = WorkerPool(load_train_sample, (dataset, pipeline, self.seed), self.num_workers,
+            split = split_off_normalize(pipeline) if transport == "uint8" else None
+            task, worker_pipeline = load_train_sample, pipeline
+            if split is not None:
+                (worker_pipeline, self._deferred), task = split, load_unnormalized_train_sample
+            self._pool = WorkerPool(task, (dataset, worker_pipeline, self.seed), self.num_workers,
                                     mp_context, light_workers)
 
     def __len__(self) -> int:
@@ -169,12 +182,20 @@ class TrainLoader(_WorkerOwner):
         return [got[s] for s in self.slots]
 
     def _collate(self, it: int, samples: Sequence[Tuple[np.ndarray, np.ndarray, str]]) -> Dict[str, Any]:
-        shapes = {s[0].shape for s in samples} | {(s[0].shape[0],) + s[1].shape for s in samples}
+        deferred = self._deferred if self._pool is not None else None
+        if deferred is None:
+            shapes = {s[0].shape for s in samples} | {(s[0].shape[0],) + s[1].shape for s in samples}
+        else:  # the sizes the samples will have once padded here
+            shapes = {deferred.target_shape(*s[0].shape[1:]) for s in samples} | \
+                     {deferred.target_shape(*s[1].shape) for s in samples}
         if len(shapes) != 1:
             detail = ", ".join(f"{s[2]}: img {s[0].shape} label {s[1].shape}" for s in samples)
             raise SampleLoadError(f"iteration {it}: samples differ in size (pad them to the crop size): {detail}")
-        img = np.stack([s[0] for s in samples])
-        seg = np.stack([s[1] for s in samples]).astype(np.int64)
+        if deferred is None:
+            img = np.stack([s[0] for s in samples])
+            seg = np.stack([s[1] for s in samples]).astype(np.int64)
+        else:
+            img, seg = deferred.collate([s[0] for s in samples], [s[1] for s in samples])
         return {"img": img, "gt_seg": seg, "filenames": [s[2] for s in samples], "iter": it}
 
 

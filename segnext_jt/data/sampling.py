@@ -47,8 +47,23 @@ def sample_indices(seed: int, it: int, batch_size: int, n: int) -> List[int]:
 def load_train_sample(dataset: SegDataset, pipeline: Callable, seed: int, it: int, slot: int,
                       index: int) -> Tuple[np.ndarray, np.ndarray, str]:
     """(img float32 (3,H,W), gt_seg uint8 (H,W), filename) of one sample."""
+    return _load_train_sample(dataset, pipeline, seed, it, slot, index, np.float32)
+
+
+def load_unnormalized_train_sample(dataset: SegDataset, pipeline: Callable, seed: int, it: int, slot: int,
+                                   index: int) -> Tuple[np.ndarray, np.ndarray, str]:
+    """:func:`load_train_sample` through a pipeline that stops before normalisation (see
+    :mod:`.transport`): img (3,H,W) in the pipeline's dtype (uint8 for the train pipelines)."""
+    return _load_train_sample(dataset, pipeline, seed, it, slot, index, None)
+
+
+def _load_train_sample(dataset: SegDataset, pipeline: Callable, seed: int, it: int, slot: int, index: int,
+                       dtype: Optional[type]) -> Tuple[np.ndarray, np.ndarray, str]:
     try:
-        item = dataset.get(index, rng=sample_rng(seed, it, slot), pipeline=pipeline)
+        item = dataset.get(index, rng=sample_rng(seed, it, slot), pipeline=pipeline, dtype=dtype)
+        c, h, w = item["img"].shape
+        if dtype is None and c != 3:  # what Normalize refuses in the full pipeline, with its message
+            raise ValueError(f"normalize expects an (H, W, 3) image, got shape {(h, w, c)}")
     except Exception as e:
         name = _safe_filename(dataset, index)
         raise SampleLoadError(f"failed to load {name} (dataset index {index}, iteration {it}, slot {slot}): "

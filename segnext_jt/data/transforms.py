@@ -23,7 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cv2_compat import Size, Window, bgr2hsv, check_size, cv2_resize_bilinear, cv2_resize_nearest, hsv2bgr
+from .cv2_compat import (Size, Window, bgr2hsv_planes, check_size, cv2_resize_bilinear, cv2_resize_nearest,
+                         hsv2bgr_planes)
 
 Results = Dict[str, Any]
 
@@ -269,12 +270,36 @@ def _convert(img: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarr
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+_BYTE_VALUES = np.arange(256, dtype=np.uint8)
+
+
+def _convert_table(alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """:func:`_convert` of every uint8 value: the same float32 arithmetic, looked up per pixel
+    (one gather instead of five float32 passes)."""
+    return _convert(_BYTE_VALUES, alpha, beta)
+
+
+def _compose_tables(first: Optional[np.ndarray], then: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The table of ``then(first(x))``; None stands for the identity."""
+    if first is None or then is None:
+        return then if first is None else first
+    return np.take(then, first)
+
+
+def _apply_table(planes: np.ndarray, table: Optional[np.ndarray]) -> np.ndarray:
+    """``table[planes]`` (or the planes) as a contiguous (3, H, W) array."""
+    return np.ascontiguousarray(planes) if table is None else np.take(table, planes, mode="clip")
+
+
 class PhotoMetricDistortion:
     """mmseg PhotoMetricDistortion on a BGR uint8 image.
 
     Order: brightness (p=½); mode = randint(2); contrast if mode == 1 (p=½);
     saturation (p=½, cv2 HSV); hue (p=½, H + randint(-d, d) which draws from
     [-d, d-1], mod 180); contrast if mode == 0 (p=½).
+
+    Works on a planar (3, H, W) copy (every step a contiguous per-channel pass) and returns an
+    (H, W, 3) view of it, which :func:`normalize_image` reads plane by plane.
     """
 
     def __init__(self, brightness_delta: int = 32, contrast_range: Tuple[float, float] = (0.5, 1.5),
@@ -284,46 +309,49 @@ class PhotoMetricDistortion:
         self.saturation_lower, self.saturation_upper = (float(x) for x in saturation_range)
         self.hue_delta = int(hue_delta)
 
-    def _brightness(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _brightness_table(self, rng: np.random.Generator) -> Optional[np.ndarray]:
         if rng.integers(2):
             d = self.brightness_delta
-            return _convert(img, beta=rng.uniform(-d, d))
-        return img
+            return _convert_table(beta=rng.uniform(-d, d))
+        return None
 
-    def _contrast(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _contrast_table(self, rng: np.random.Generator) -> Optional[np.ndarray]:
         if rng.integers(2):
-            return _convert(img, alpha=rng.uniform(self.contrast_lower, self.contrast_upper))
-        return img
+            return _convert_table(alpha=rng.uniform(self.contrast_lower, self.contrast_upper))
+        return None
 
-    def _saturation(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.integers(2):
-            hsv = bgr2hsv(img)
-            hsv[..., 1] = _convert(hsv[..., 1], alpha=rng.uniform(self.saturation_lower, self.saturation_upper))
-            return hsv2bgr(hsv)
-        return img
+    def _saturate(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        hsv = bgr2hsv_planes(*planes)
+        table = _convert_table(alpha=rng.uniform(self.saturation_lower, self.saturation_upper))
+        np.take(table, hsv[1], out=hsv[1], mode="clip")  # uint8 indices: in range
+        return hsv2bgr_planes(*hsv)
 
-    def _hue(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.integers(2):
-            hsv = bgr2hsv(img)
-            shift = int(rng.integers(-self.hue_delta, self.hue_delta))
-            hsv[..., 0] = (hsv[..., 0].astype(np.int64) + shift) % 180
-            return hsv2bgr(hsv)
-        return img
+    def _shift_hue(self, planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        hsv = bgr2hsv_planes(*planes)
+        shift = int(rng.integers(-self.hue_delta, self.hue_delta))
+        table = ((np.arange(256, dtype=np.int64) + shift) % 180).astype(np.uint8)
+        np.take(table, hsv[0], out=hsv[0], mode="clip")
+        return hsv2bgr_planes(*hsv)
 
     def __call__(self, results: Results, rng: np.random.Generator) -> Results:
         img = _check_image(results, "PhotoMetricDistortion")
         if img.dtype != np.uint8 or img.shape[2] != 3:
             raise ValueError(f"PhotoMetricDistortion expects a BGR uint8 image, got {img.dtype} {img.shape} "
                              f"({results.get('filename', '?')})")
-        img = self._brightness(img, rng)
+        # Brightness and contrast are per-value tables: consecutive ones are composed, and applied
+        # while making the planar copy an HSV step needs (one pass where there were up to three).
+        # The random draws keep mmseg's order.
+        planes, table = img.transpose(2, 0, 1), self._brightness_table(rng)
         mode = rng.integers(2)
         if mode == 1:
-            img = self._contrast(img, rng)
-        img = self._saturation(img, rng)
-        img = self._hue(img, rng)
+            table = _compose_tables(table, self._contrast_table(rng))
+        if rng.integers(2):
+            planes, table = self._saturate(_apply_table(planes, table), rng), None
+        if rng.integers(2):
+            planes, table = self._shift_hue(_apply_table(planes, table), rng), None
         if mode == 0:
-            img = self._contrast(img, rng)
-        results["img"] = img
+            table = _compose_tables(table, self._contrast_table(rng))
+        results["img"] = _apply_table(planes, table).transpose(1, 2, 0)
         return results
 
     def __repr__(self) -> str:
@@ -385,13 +413,17 @@ class Pad:
         self.pad_val = pad_val
         self.seg_pad_val = int(seg_pad_val)
 
-    def __call__(self, results: Results, rng: Optional[np.random.Generator] = None) -> Results:
-        img = _check_image(results, "Pad")
-        h, w = img.shape[:2]
+    def target_shape(self, h: int, w: int) -> Size:
+        """(h, w) after padding an (h, w) image."""
         th, tw = self.size if self.size is not None else (h, w)
         th, tw = max(th, h), max(tw, w)
         if self.size_divisor:
             tw, th = multiple_size(tw, th, self.size_divisor)
+        return th, tw
+
+    def __call__(self, results: Results, rng: Optional[np.random.Generator] = None) -> Results:
+        img = _check_image(results, "Pad")
+        th, tw = self.target_shape(*img.shape[:2])
         results["img"] = pad_to(img, (th, tw), self.pad_val)
         if "gt_seg" in results:
             results["gt_seg"] = pad_to(results["gt_seg"], (th, tw), self.seg_pad_val)

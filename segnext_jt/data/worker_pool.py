@@ -31,6 +31,30 @@ _POLL_S = 0.5  # how often a waiting parent / idle worker checks the other side
 
 _BOOT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker_boot.py")
 
+# glibc mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Let this process reuse freed memory instead of returning it to the OS (glibc only).
+
+    A training sample makes dozens of NumPy temporaries of 0.3-3 MB. With glibc's defaults each
+    is a fresh mmap that the kernel zero-fills page by page on first touch and unmaps on free:
+    ~2,000 page faults per resize, a third of a worker's CPU time in the kernel (measured:
+    19 -> 12 ms per ADE20K sample). Arrays up to 32 MB now come from the heap and freed memory
+    stays mapped, so a worker's RSS stays at its peak (tens of MB). Returns False where the C
+    library has no mallopt (musl, macOS, Windows): nothing changes there.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+
 
 @contextlib.contextmanager
 def _light_main():
@@ -84,6 +108,7 @@ def _worker_loop(fn: Callable, payload: Tuple, tasks: Any, results: Any) -> None
     # Ctrl-C goes to the whole process group: let the parent handle it and
     # shut us down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     parent = mp.parent_process()
     parent_pid = os.getppid()  # parent_process() can be None with the light boot; a re-parented
     while True:                # worker (parent killed, even by SIGKILL) must not linger

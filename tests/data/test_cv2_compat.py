@@ -149,3 +149,53 @@ def test_hsv_round_trip_close_to_identity():
     assert d.mean() < 1.5 and d.max() <= 8  # H is stored in 2-degree steps
     grey = np.full((4, 40, 3), 77, np.uint8)
     np.testing.assert_array_equal(hsv2bgr(bgr2hsv(grey)), grey)
+
+
+def _hsv_reference(img):
+    """BGR -> HSV by cv2's integer formulas, pixel-parallel in int64 (no tables)."""
+    b, g, r = (img[..., c].astype(np.int64) for c in range(3))
+    v = np.maximum(np.maximum(b, g), r)
+    diff = v - np.minimum(np.minimum(b, g), r)
+    sdiv = np.where(v > 0, np.rint((255 << 12) / np.maximum(v, 1)), 0).astype(np.int64)
+    hdiv = np.where(diff > 0, np.rint((180 << 12) / (6.0 * np.maximum(diff, 1))), 0).astype(np.int64)
+    s = (diff * sdiv + 2048) >> 12
+    num = np.where(v == r, g - b, np.where(v == g, b - r + 2 * diff, r - g + 4 * diff))
+    h = (num * hdiv + 2048) >> 12
+    return np.stack([np.where(h < 0, h + 180, h), s, v], -1).astype(np.uint8)
+
+
+def _bgr_reference(hsv, simd_block=32):
+    """HSV -> BGR by cv2's float32 formulas, sector by sector (truncating in whole 32-pixel blocks)."""
+    hue = hsv[..., 0].astype(np.float32) * np.float32(6.0 / 180.0)
+    sector = np.floor(hue)
+    f = hue - sector
+    sector = sector.astype(np.int64) % 6
+    s, v = (hsv[..., c].astype(np.float32) * np.float32(1.0 / 255.0) for c in (1, 2))
+    one = np.float32(1)
+    tab = [v, v * (one - s), v * (one - s * f), v * (one - s * (one - f))]  # v, p, q, t
+    order = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
+    out = np.zeros(hsv.shape, np.float32)
+    for c in range(3):
+        for k in range(4):
+            out[..., c] = np.where(order[sector, c] == k, tab[k], out[..., c])
+    out *= np.float32(255)
+    w = (hsv.shape[1] // simd_block) * simd_block
+    res = np.trunc(out)
+    res[:, w:] = np.rint(out[:, w:])
+    return np.clip(res, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("width", [256, 250])
+def test_hsv_conversions_equal_the_formulas_on_every_colour(width):
+    """Every BGR colour (and every HSV triple, hue up to 255) against the table-free formulas, at a
+    width with and one without a non-SIMD tail; the per-plane functions give the same."""
+    from segnext_jt.data.cv2_compat import bgr2hsv_planes, hsv2bgr_planes
+    codes = np.arange(1 << 24, dtype=np.uint32)[::17]  # every 17th: 1 M colours, all three bytes vary
+    img = np.stack([codes >> 16, codes >> 8, codes], -1).astype(np.uint8)
+    img = img[: img.shape[0] // width * width].reshape(-1, width, 3)
+    hsv = bgr2hsv(img)
+    np.testing.assert_array_equal(hsv, _hsv_reference(img))
+    np.testing.assert_array_equal(hsv2bgr(img), _bgr_reference(img))
+    planes = np.ascontiguousarray(img.transpose(2, 0, 1))
+    np.testing.assert_array_equal(bgr2hsv_planes(*planes), hsv.transpose(2, 0, 1))
+    np.testing.assert_array_equal(hsv2bgr_planes(*planes), hsv2bgr(img).transpose(2, 0, 1))
