@@ -142,7 +142,7 @@ class TrainLoader(_WorkerOwner):
         if self.max_iters is not None and self._next_iter >= self.max_iters:
             raise StopIteration
         it = self._next_iter
-        batch = self.batch(it) if self._pool is None else self._collate(it, self._collect(it))
+        batch = self.batch(it) if self._pool is None else self._collate(it, self._collect(it), self._deferred)
         self._next_iter += 1
         return batch
 
@@ -152,7 +152,7 @@ class TrainLoader(_WorkerOwner):
         indices = self.indices(it)
         samples = [load_train_sample(self.dataset, self.pipeline, self.seed, it, slot, indices[slot])
                    for slot in self.slots]
-        return self._collate(it, samples)
+        return self._collate(it, samples, None)  # loaded here through the whole pipeline: normalised
 
     def _submit_ahead(self) -> None:
         assert self._pool is not None
@@ -181,8 +181,9 @@ class TrainLoader(_WorkerOwner):
         self._submit_ahead()
         return [got[s] for s in self.slots]
 
-    def _collate(self, it: int, samples: Sequence[Tuple[np.ndarray, np.ndarray, str]]) -> Dict[str, Any]:
-        deferred = self._deferred if self._pool is not None else None
+    def _collate(self, it: int, samples: Sequence[Tuple[np.ndarray, np.ndarray, str]],
+                 deferred: Optional[DeferredNormalize]) -> Dict[str, Any]:
+        """Stack the samples; `deferred` normalises and pads them here when the workers stopped before it."""
         if deferred is None:
             shapes = {s[0].shape for s in samples} | {(s[0].shape[0],) + s[1].shape for s in samples}
         else:  # the sizes the samples will have once padded here
