@@ -78,6 +78,8 @@ def _run(args) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from segnext_jt.portable import reexec_if_needed
+    reexec_if_needed(cfg.train.deterministic)  # portable: this process again, pinned before Jittor/NumPy load
     for warning in cfg.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print_platform_line()
