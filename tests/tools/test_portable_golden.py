@@ -41,6 +41,19 @@ def test_golden_run_is_bit_identical_here(tmp_path, summary_note):
     assert digest["platform"]["deterministic"] == "portable" and digest["platform"]["threads"] == 1
     assert digest["platform"]["onednn_isa"] == "avx2"
     assert "-march=x86-64-v3" in digest["platform"]["jittor_codegen_flags"]
+    # tools/eval.py on the same config restarts in portable mode and repeats the training's evaluation
+    run = tmp_path / "train_portable"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "eval.py"), str(ROOT / "configs" / "demo_mnist.yaml"),
+                           str(run / "iter_30.npz"), "--json", str(tmp_path / "eval.json"), "--no-progress",
+                           "--cfg-options", "train.deterministic=portable", "eval.num_workers=0",
+                           f"data.root={tmp_path / 'data' / 'ADEChallengeData2016'}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "restarting with SEGNEXT_DETERMINISTIC=portable" in proc.stderr
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluation["platform"]["deterministic"] == "portable"
+    assert evaluation["platform"]["bits_id"] == digest["platform"]["bits_id"]
+    assert evaluation["mIoU"] == json.loads((run / "train_result.json").read_text())["mIoU"]
 
 
 def test_compare_names_each_differing_part():
