@@ -6,8 +6,9 @@ NumPy and Python versions, the CPU model and the ISA flags that decide which ker
 count, and `platform_id`: a short hash of all of that (no host name), equal for two runs on the same
 kind of machine and software. Version 2 adds what each library actually runs (`library_isa`: the
 deterministic mode, Jittor's compiler and -march, oneDNN's ISA, NumPy's SIMD dispatch) and `bits_id`,
-equal for runs expected to give the same bits (see segnext_jt.portable). `summary_line()` is the first line the tools print when they start
-work; `env_info_text()` the lines added to log.json's `env_info` (mmseg's "key: value" lines).
+equal for runs expected to give the same bits (see segnext_jt.portable). `summary_line()` is the
+first line the tools print when they start work; `env_info_text()` the lines added to log.json's
+`env_info` (mmseg's "key: value" lines).
 Add new keys at the end; keep the old ones, since logs and reports are compared across versions.
 """
 from __future__ import annotations
