@@ -106,13 +106,16 @@ def numpy_pinned() -> Optional[bool]:
     if "numpy" not in sys.modules:
         return None
     try:
-        from numpy.core._multiarray_umath import __cpu_features__ as features
+        from numpy.core import _multiarray_umath as umath
     except ImportError:  # NumPy 2 moved it
         try:
-            from numpy._core._multiarray_umath import __cpu_features__ as features
+            from numpy._core import _multiarray_umath as umath
         except ImportError:
             return None
-    return not any(on for name, on in features.items() if name.startswith("AVX512"))
+    # the dispatch targets only: __cpu_features__ also lists single flags (AVX512VL...) that NumPy
+    # cannot disable and only uses through the targets
+    features = getattr(umath, "__cpu_features__", {})
+    return not any(features.get(t) for t in getattr(umath, "__cpu_dispatch__", []) if t.startswith("AVX512"))
 
 
 def apply(environ=None) -> str:
@@ -137,14 +140,18 @@ def apply(environ=None) -> str:
 
 
 def active_mode() -> str:
-    """The mode this process runs in: portable only if its variables are in place."""
+    """The mode this process runs in: portable only if its variables are in place and NumPy and Jittor
+    (when imported) were loaded under them."""
     try:
         if requested_mode() != "portable":
             return "native"
     except PortableModeError:
         return "native"
     wanted = portable_environment()
-    return "portable" if all(os.environ.get(k) == v for k, v in wanted.items()) else "native"
+    if not all(os.environ.get(k) == v for k, v in wanted.items()) or numpy_pinned() is False:
+        return "native"
+    jt = sys.modules.get("jittor")  # the variables could have been set after Jittor compiled its core
+    return "native" if jt is not None and f"-march={MARCH}" not in str(jt.flags.cc_flags) else "portable"
 
 
 def config_mismatch(config_mode: str) -> Optional[str]:

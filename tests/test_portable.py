@@ -127,3 +127,21 @@ def test_config_key_and_trainer_check(monkeypatch):
     assert portable.config_mismatch("native") is None
     assert "SEGNEXT_DETERMINISTIC=portable" in portable.config_mismatch("portable")
     portable.reexec_if_needed("native")  # a no-op (it would replace this process otherwise)
+
+
+def test_active_mode_needs_the_variables_and_unpinned_numpy_reads_native(monkeypatch):
+    from segnext_jt import portable
+    monkeypatch.setenv("SEGNEXT_DETERMINISTIC", "portable")
+    for key, value in portable.portable_environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(portable, "numpy_pinned", lambda: True)
+    import jittor  # this test process imported it natively (-march=native only)
+    assert portable.active_mode() == "native"
+    monkeypatch.delitem(sys.modules, "jittor")  # as if not imported yet
+    assert portable.active_mode() == "portable"
+    monkeypatch.setattr(portable, "numpy_pinned", lambda: False)
+    assert portable.active_mode() == "native"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(portable, "numpy_pinned", lambda: True)
+    assert portable.active_mode() == "native"
+    assert jittor
