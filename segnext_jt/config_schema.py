@@ -322,6 +322,8 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     sync_bn: bool = False
+    # native: bit-identical on one machine; portable: on any x86-64 CPU with AVX2 + FMA (segnext_jt.portable)
+    deterministic: Literal["native", "portable"] = "native"
 
     def validate(self, where: str) -> None:
         for name in ("max_iters", "eval_interval", "checkpoint_interval", "log_interval"):

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import cuda_probes as probes
+from . import portable
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 # set with nvcc_path="" by us, so that a child process (or a second decision) knows it may drop it
@@ -192,6 +193,10 @@ def _apply(decision: DeviceDecision) -> None:
     os.environ.setdefault("log_silent", "1")  # Jittor's [i ...] compile chatter
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("DISABLE_MULTIPROCESSING", "1")
+    try:  # SEGNEXT_DETERMINISTIC=portable: pin the ISA choices before Jittor and NumPy load
+        portable.apply()
+    except portable.PortableModeError as exc:
+        decision.error = decision.error or str(exc)
     DECISION, DEVICE = decision, decision.device
 
 

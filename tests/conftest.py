@@ -124,3 +124,19 @@ def tiny_checkpoint(tmp_path_factory, tiny_train_options):
                                             "train.checkpoint_interval=20"])
     result = Trainer(cfg, str(work), seed=0, progress=False, logger=lambda *a: None).train()
     return result.checkpoint
+
+
+# ---------------------------------------------------------------------------- notes for the summary
+_NOTES: list = []
+
+
+@pytest.fixture
+def summary_note():
+    """Append a line to the end of pytest's output (e.g. the CPU the golden-hash test ran on), shown
+    even when the test passes and output is captured."""
+    return _NOTES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    for note in _NOTES:
+        terminalreporter.write_line(note)

@@ -92,3 +92,34 @@ def test_platform_info_does_not_import_jittor():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("device cpu | CPU ")
+
+
+def test_fingerprint_names_what_each_library_runs_and_no_personal_data():
+    import getpass
+    import jittor  # noqa: F401  (loads oneDNN: its ISA is then read from the library)
+    from segnext_jt import platform_info as pi
+    info = pi.platform_info()
+    assert info["platform_info_version"] == 2 and info["deterministic"] == "native"  # tests run native
+    assert info["jittor_march"] == "native" and "-march=native" in info["jittor_codegen_flags"]
+    assert all(f.startswith("-") and "/" not in f for f in info["jittor_codegen_flags"])  # no paths
+    assert info["compiler"] and info["compiler"].startswith(("g++", "clang"))
+    assert info["onednn_isa"] in pi._DNNL_ISA.values() and info["onednn_max_isa"] is None
+    assert set(info["numpy_baseline"]) & {"SSE2", "NEON", "ASIMD"}
+    assert set(info["numpy_dispatch"]) <= set(__import__("numpy").core._multiarray_umath.__cpu_dispatch__)
+    assert len(info["bits_id"]) == 12 and info["bits_id"] != info["platform_id"]
+    assert pi.bits_id(dict(info, threads=info["threads"] + 1)) != info["bits_id"]  # oneDNN splits by threads
+    text = json.dumps(info)
+    for personal in (socket.gethostname(), getpass.getuser(), os.path.expanduser("~")):
+        if len(personal) >= 4:
+            assert personal not in text
+    lines = pi.env_info_text(info).splitlines()
+    assert "Deterministic: native" in lines and f"Bits id: {info['bits_id']}" in lines
+
+
+def test_bits_id_leaves_the_cpu_out_only_in_portable_mode():
+    from segnext_jt import platform_info as pi
+    info = dict(pi.platform_info(), deterministic="portable")
+    other_cpu = dict(info, cpu_model="Intel Xeon", cpu_isa=["avx2", "fma"])
+    assert pi.bits_id(other_cpu) == pi.bits_id(info)
+    assert pi.bits_id(dict(other_cpu, deterministic="native")) != pi.bits_id(dict(info, deterministic="native"))
+    assert pi.bits_id(dict(info, onednn_isa="avx512_core")) != pi.bits_id(info)

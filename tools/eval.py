@@ -60,6 +60,8 @@ def _run(args) -> int:
         if flag is not None:
             overrides.append(f"{key}={flag}")
     cfg = load_config(args.config, overrides)
+    from segnext_jt.portable import reexec_if_needed
+    reexec_if_needed(cfg.train.deterministic)  # a portable config is evaluated in portable mode too
     checkpoint = resolve(args.checkpoint, "CHECKPOINT").path if is_remote(args.checkpoint) else args.checkpoint
 
     from segnext_jt.cli import install_signal_handlers, print_platform_line

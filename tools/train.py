@@ -89,6 +89,8 @@ def _run(args) -> int:
         return 0
     check_work_dir(work_dir)
     _check_input_paths(cfg, args.resume)
+    from segnext_jt.portable import reexec_if_needed
+    reexec_if_needed(cfg.train.deterministic)  # portable: this process again, pinned before Jittor/NumPy load
     for warning in cfg.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print_platform_line()

@@ -37,7 +37,8 @@ from ..models import build_segmentor
 from ..models.layers import BatchNorm2d
 from .. import hub, rng
 from ..files import json_safe, read_json, write_json_atomic
-from ..platform_info import env_info_text
+from .. import portable
+from ..platform_info import env_info_text, platform_info
 from ..memory import memory_kind, memory_mb
 from .checkpoint import (TrainCheckpoints, TrainingDataError, TrainingDivergedError, TrainSetupError,
                          check_resume_shapes, checkpoint_arrays, describe_keys, find_latest_checkpoint,
@@ -79,6 +80,8 @@ class Trainer:
             raise TrainSetupError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                              f"{self.world_size} MPI processes")
         self.per_rank_batch = cfg.train.batch_size // self.world_size
+        if portable.config_mismatch(cfg.train.deterministic):
+            raise TrainSetupError(portable.config_mismatch(cfg.train.deterministic))
         # Before anything is written: a missing file or no network ends here with one line.
         self.pretrained = (hub.resolve(cfg.model.backbone.pretrained, "model.backbone.pretrained",
                                        hub.FROM_SCRATCH_HINT, progress=progress and self.rank == 0)
@@ -197,6 +200,7 @@ class Trainer:
             "config": self.cfg.to_yaml(),
             "CLASSES": list(self.train_set.classes),
             "PALETTE": [list(p) for p in (self.train_set.palette or [])],
+            "platform": platform_info(),  # the fingerprint as a dict (env_info holds it as text)
         }
 
     def _epoch(self, it: int) -> int:
@@ -402,7 +406,8 @@ class Trainer:
             miou = None
         result.summary = {"work_dir": self.work_dir, "seed": self.seed, "final_iter": result.final_iter,
                           "final_loss": result.final_loss, "checkpoint": result.checkpoint, "mIoU": miou,
-                          "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"]}
+                          "baseline_mIoU": baseline["mIoU"], "baseline_class": baseline["class"],
+                          "platform": platform_info()}
         if miou is not None:
             self._log(f"final mIoU {miou:.2f} vs majority-class baseline {baseline['mIoU']:.2f} "
                       f"(always predicting {baseline['class']!r})")

@@ -55,6 +55,9 @@ def test_same_seed_bit_identical_different_seed_differs(tmp_path, tiny_train_opt
     assert {"env_info", "seed", "config", "CLASSES"} <= set(lines[0]) and lines[0]["seed"] == 0
     assert "Device: cpu\nMachine: " in lines[0]["env_info"] and "\nCPU ISA: " in lines[0]["env_info"]
     assert lines[0]["memory_kind"] == "host_rss_mb"  # on CUDA: device_reserved_mb (tests/test_memory.py)
+    assert lines[0]["platform"]["deterministic"] == "native" and "\nBits id: " in lines[0]["env_info"]
+    summary = json.loads((a / "train_result.json").read_text())
+    assert summary["platform"]["bits_id"] == lines[0]["platform"]["bits_id"]  # the fingerprint, in both
     train = next(l for l in lines if l.get("mode") == "train")
     assert list(train) == ["mode", "epoch", "iter", "lr", "memory", "data_time", "decode.loss_ce",
                            "decode.acc_seg", "loss", "time"]

@@ -202,7 +202,7 @@ def table(result: dict[str, Any]) -> str:
              f"  weights SHA-256     stored {sha['stored'][:16]}…  new {sha['new'][:16]}…  -> "
              + ("BIT-IDENTICAL" if result["bit_identical"] else "DIFFERENT"),
              f"  relative L2         {'n/a (other parameter names/shapes)' if rel is None else f'{rel:.3e}'}",
-             f"  loss                " + (loss["problem"] if loss["problem"] else
+             "  loss                " + (loss["problem"] if loss["problem"] else
                                          f"identical over {loss['compared']} logged iterations" if first is None else
                                          f"first differs at iter {first} ({loss['stored_loss']!r} -> "
                                          f"{loss['new_loss']!r}; {loss['compared']} compared)")]

@@ -40,7 +40,8 @@ RESULT_SCHEMA = """\
      "seconds": float | null,    # optional wall time of this evaluation (power-analysis cost)
      "num_images": int | null,   # optional, images evaluated
      "nmf_draws": int}           # optional (default 1): NMF base draws averaged per image
-  ]
+  ],
+  "platform": {...} | null       # optional, segnext_jt.platform_info() of the training run
 }"""
 
 
@@ -166,6 +167,7 @@ class RunResult:
     evals: list[EvalEntry] = field(default_factory=list)
     cfg_options: Optional[list[str]] = None
     path: Optional[Path] = None  # where it was read from (not part of the JSON)
+    platform: Optional[dict] = None  # segnext_jt.platform_info of the training (else the evaluation)
 
     def evals_for(self, mode: str) -> list[EvalEntry]:
         return sorted((e for e in self.evals if e.mode == mode), key=lambda e: e.eval_seed)
@@ -182,7 +184,7 @@ class RunResult:
         return {"seed": self.seed, "config": self.config, "checkpoint": self.checkpoint,
                 "final_loss": self.final_loss, "train_log": self.train_log,
                 "cfg_options": None if self.cfg_options is None else list(self.cfg_options),
-                "eval": [e.to_json() for e in self.evals]}
+                "eval": [e.to_json() for e in self.evals], "platform": self.platform}
 
     @classmethod
     def from_json(cls, obj: Any, path: Path, expect_seed: Optional[int] = None,
@@ -212,7 +214,7 @@ class RunResult:
                    checkpoint=_opt_str(obj, "checkpoint", where),
                    final_loss=_opt_num(obj, "final_loss", where),
                    train_log=_opt_str(obj, "train_log", where), evals=evals, cfg_options=opts,
-                   path=path)
+                   path=path, platform=obj.get("platform") if isinstance(obj.get("platform"), dict) else None)
 
 
 def _check_seed(obj: dict[str, Any], path: Path, expect_seed: Optional[int],

@@ -27,6 +27,7 @@ import time
 
 from segnext_jt.cli import (UsageError, add_device_argument, apply_device, check_work_dir,
                             install_signal_handlers, run_tool)
+from segnext_jt.platform_info import platform_info
 from segnext_jt.repro import REPO_ROOT
 from segnext_jt.repro.sweep.results import EvalEntry, ResultError, RunResult, eval_entry_from_summary
 from segnext_jt.repro.sweep.launch import (DEFAULT_MAX_SEEDS, LOCK_NAME, SWEEP_LOCK_NAME, launch_local,
@@ -233,7 +234,7 @@ def run_one_seed(args, seed: int) -> None:
             write_json_atomic(os.path.join(seed_dir, "result.json"), RunResult(
                 seed=seed, config=args.config, checkpoint=os.path.relpath(final_ckpt, args.work_dir),
                 final_loss=final_loss, train_log="log.json", cfg_options=args.cfg_options,
-                evals=entries).to_json())
+                evals=entries, platform=tr.get("platform") if isinstance(tr, dict) else None).to_json())
 
 
 def run_checkpoint_eval(args) -> None:
@@ -244,7 +245,8 @@ def run_checkpoint_eval(args) -> None:
                                 modes_of(args), args.progress, args.nmf_draws)
         write_json_atomic(os.path.join(run_dir, "result.json"), RunResult(
             seed=None, config=args.config, checkpoint=os.path.abspath(args.checkpoint),
-            final_loss=None, train_log=None, cfg_options=args.cfg_options, evals=entries).to_json())
+            final_loss=None, train_log=None, cfg_options=args.cfg_options, evals=entries,
+            platform=platform_info()).to_json())
 
 
 def seed_finished(args, seed: int) -> bool:

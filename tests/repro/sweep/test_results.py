@@ -30,10 +30,11 @@ def test_round_trip_and_key_order(tmp_path):
     run = RunResult(seed=2, config="c.yaml", checkpoint="seed_2/iter_8.npz", final_loss=0.25,
                     train_log="log.json", cfg_options=["train.max_iters=8"],
                     evals=[EvalEntry(0, "ss", 40.5, 80.0, 60.0, [1.0, None], 3.0, 10, 4),
-                           EvalEntry(1, "msflip", 41.0)])
+                           EvalEntry(1, "msflip", 41.0)],
+                    platform={"platform_id": "0123456789ab", "cpu_model": "AMD EPYC", "bits_id": "ba9876543210"})
     obj = json.loads(json.dumps(run.to_json(), allow_nan=False))
     assert list(obj) == ["seed", "config", "checkpoint", "final_loss", "train_log",
-                         "cfg_options", "eval"]
+                         "cfg_options", "eval", "platform"]
     assert list(obj["eval"][0]) == ["eval_seed", "mode", "mIoU", "aAcc", "mAcc",
                                     "per_class_iou", "seconds", "num_images", "nmf_draws", "class_names"]
     path = _write(tmp_path / "seed_2" / "result.json", obj)
@@ -47,6 +48,7 @@ def test_round_trip_and_key_order(tmp_path):
 def test_old_files_without_new_keys_still_load(tmp_path):
     path = _write(tmp_path / "seed_3" / "result.json", OLD_RESULT)
     run = load_result(path, 3)
+    assert run.platform is None  # written before the fingerprint
     assert run.cfg_options is None and [e.nmf_draws for e in run.evals] == [1, 1]
     assert run.evals[0].num_images is None and run.evals[0].per_class_iou == [40.0, None]
     # the report reads it, and nmf_draws > 1 entries too

@@ -46,6 +46,9 @@ def test_sweep_runs_reports_and_seeds_differ(finished_sweep):
     ss = {k: next(e for e in r["eval"] if e["mode"] == "ss" and e["eval_seed"] == 0) for k, r in results.items()}
     assert len({tuple(e["per_class_iou"]) for e in ss.values()}) >= 2, "training seeds gave identical results"
     assert len({r["final_loss"] for r in results.values()}) == 3
+    # each seed names the platform it trained on (its train_result.json's fingerprint)
+    assert all(r["platform"]["bits_id"] == json.load(open(finished_sweep / k / "train_result.json"))["platform"]
+               ["bits_id"] for k, r in results.items())
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "repro", "report.py"), str(finished_sweep),
                            "--reference", "50.99", "--reference-range", "49.60,51.0"],
                           capture_output=True, text=True, timeout=300)
@@ -98,7 +101,7 @@ def test_eval_seed_sweep_on_one_checkpoint_has_nonzero_spread(tmp_path, finished
                                      "--no-msflip"), capture_output=True, text=True, env=CPU_ENV, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.load(open(tmp_path / "checkpoint_eval" / "result.json"))
-    assert result["seed"] is None and len(result["eval"]) == 4
+    assert result["seed"] is None and len(result["eval"]) == 4 and result["platform"]["device"] == "cpu"
     per_class = {tuple(e["per_class_iou"]) for e in result["eval"]}
     assert len(per_class) > 1, "four NMF eval seeds gave identical results"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "repro", "report.py"), str(tmp_path)],
