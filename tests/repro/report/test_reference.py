@@ -42,7 +42,7 @@ def _ref(sweep: Path, *args: str) -> dict:
 
 def test_for_mode_and_range():
     ref = Reference(50.0, 52.0, (49.0, 51.0), "x")
-    assert (ref.for_mode("ss"), ref.for_mode("msflip")) == (50.0, 52.0)
+    assert (ref.for_protocol("ss"), ref.for_protocol("msflip")) == (50.0, 52.0)
     assert (ref.range_for("ss"), ref.range_for("msflip")) == ((49.0, 51.0), None)
 
 
