@@ -21,7 +21,7 @@ from segnext_jt.io import (
     read_jittor_pickle,
     read_torch_checkpoint,
 )
-from segnext_jt.io import torch_pickle
+from segnext_jt.io import torch_tensors
 
 
 def test_numpy2_module_spelling_and_protocol2_bytes(tmp_path: Path) -> None:
@@ -89,5 +89,5 @@ def test_allowed_callables_cannot_be_modified_by_build(tmp_path: Path) -> None:
     tw.write_zip(str(path), {}, data_pkl=evil)
     with pytest.raises(CheckpointFormatError):
         read_torch_checkpoint(path)
-    fn = torch_pickle._torch_globals()[("torch._utils", "_rebuild_tensor_v2")]
+    fn = torch_tensors.torch_globals()[("torch._utils", "_rebuild_tensor_v2")]
     assert fn.qualname == "torch._utils._rebuild_tensor_v2"

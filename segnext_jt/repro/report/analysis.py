@@ -13,10 +13,10 @@ from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.log_parsing import TrainingLog
 from segnext_jt.repro.report.platforms import Platforms, analyze_platforms
 from segnext_jt.repro.report.inputs import Sweep, TrainLogs
-from segnext_jt.repro.report.power_section import PowerData, analyze_power, mode_table
+from segnext_jt.repro.report.power_section import PowerData, analyze_power, protocol_table
 from segnext_jt.repro.report.reference import Reference
-from segnext_jt.repro.report.text import MODE_LABEL
-from segnext_jt.repro.sweep.results import MODES, EvalEntry, RunResult
+from segnext_jt.repro.report.text import PROTOCOL_LABEL
+from segnext_jt.repro.sweep.results import PROTOCOLS, EvalEntry, RunResult
 
 FRACTION_WARNING = ("every mIoU is <= 1: result.json values must be percentages, were fractions "
                     "written?")
@@ -38,8 +38,8 @@ class RunsInfo:
 
 
 @dataclass
-class ModeCell:
-    """One training seed, one mode: the selected evaluation and the mean over all eval seeds."""
+class ProtocolCell:
+    """One training seed, one protocol: the selected evaluation and the mean over all eval seeds."""
     selected: Optional[EvalEntry]
     n_eval_seeds: int
     mean_over_eval_seeds: Optional[float]
@@ -49,19 +49,19 @@ class ModeCell:
 class SeedRow:
     seed: int
     checkpoint: Optional[str]
-    modes: dict[str, ModeCell]
+    protocols: dict[str, ProtocolCell]
     final_loss: Optional[float]
     final_loss_source: Optional[str]
     last_iter: Optional[int]
 
     def to_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {"seed": self.seed, "checkpoint": self.checkpoint}
-        for mode, cell in self.modes.items():
+        for protocol, cell in self.protocols.items():
             sel = cell.selected
-            row[mode] = None if sel is None else {"eval_seed": sel.eval_seed, "mIoU": sel.mIoU,
+            row[protocol] = None if sel is None else {"eval_seed": sel.eval_seed, "mIoU": sel.mIoU,
                                                   "aAcc": sel.aAcc, "mAcc": sel.mAcc}
-            row[f"{mode}_n_eval_seeds"] = cell.n_eval_seeds
-            row[f"{mode}_mean_over_eval_seeds"] = cell.mean_over_eval_seeds
+            row[f"{protocol}_n_eval_seeds"] = cell.n_eval_seeds
+            row[f"{protocol}_mean_over_eval_seeds"] = cell.mean_over_eval_seeds
         row.update(final_loss=self.final_loss, final_loss_source=self.final_loss_source,
                    last_iter=self.last_iter)
         return row
@@ -70,7 +70,7 @@ class SeedRow:
 @dataclass
 class Spread:
     """Spread over training seeds: the selected value per seed, and their summaries."""
-    values: dict[str, dict[int, float]]  # mode -> {training seed: selected mIoU}
+    values: dict[str, dict[int, float]]  # protocol -> {training seed: selected mIoU}
     summaries: dict[str, stats.Summary]  # "ss", "ss_eval_seed_means", "msflip", ...
     rows: list[tuple[str, stats.Summary]]  # table rows, labelled
 
@@ -82,7 +82,7 @@ class Decomposition:
 
 
 @dataclass
-class CheckpointMode:
+class CheckpointProtocol:
     evals: list[EvalEntry]
     summary: stats.Summary
     position: Optional[stats.ReferencePosition]
@@ -97,13 +97,14 @@ class CheckpointMode:
 class CheckpointEval:
     checkpoint: Optional[str]
     config: Optional[str]
-    modes: dict[str, CheckpointMode]
+    protocols: dict[str, CheckpointProtocol]
 
     def to_json(self) -> dict[str, Any]:
+        # report.json keeps the key "modes" for the protocols
         return {"checkpoint": self.checkpoint, "config": self.config, "modes": {
-            mode: {"values": [{"eval_seed": e.eval_seed, "mIoU": e.mIoU} for e in m.evals],
+            protocol: {"values": [{"eval_seed": e.eval_seed, "mIoU": e.mIoU} for e in m.evals],
                    "summary": m.summary, "reference_position": m.position}
-            for mode, m in self.modes.items()}}
+            for protocol, m in self.protocols.items()}}
 
 
 @dataclass
@@ -131,11 +132,11 @@ class Comparison:
     other_dir: str
     label: str
     other_label: str
-    modes: dict[str, stats.PairedComparison]
+    protocols: dict[str, stats.PairedComparison]
 
     def to_json(self) -> dict[str, Any]:
         return {"other_dir": self.other_dir, "label": self.label,
-                "other_label": self.other_label, **self.modes}
+                "other_label": self.other_label, **self.protocols}
 
 
 @dataclass
@@ -170,52 +171,52 @@ def runs_info(sweep: Sweep) -> RunsInfo:
 
 
 def seed_row(seed: int, run: RunResult, log: Optional[TrainingLog]) -> SeedRow:
-    modes = {}
-    for mode in MODES:
-        evs = run.evals_for(mode)
-        modes[mode] = ModeCell(run.selected(mode), len(evs),
+    protocols = {}
+    for protocol in PROTOCOLS:
+        evs = run.evals_for(protocol)
+        protocols[protocol] = ProtocolCell(run.selected(protocol), len(evs),
                                float(np.mean([e.mIoU for e in evs])) if evs else None)
     loss, src = run.final_loss, "result.json"
     if loss is None and log is not None and log.train:
         loss, src = log.train[-1].loss, LOSS_FROM_LOG
     last_iter = log.train[-1].iter if log is not None and log.train else None
-    return SeedRow(seed, run.checkpoint, modes, loss, src if loss is not None else None,
+    return SeedRow(seed, run.checkpoint, protocols, loss, src if loss is not None else None,
                    last_iter)
 
 
 def spread(per_seed: list[SeedRow]) -> Spread:
-    values = {mode: {r.seed: r.modes[mode].selected.mIoU for r in per_seed  # type: ignore
-                     if r.modes[mode].selected is not None} for mode in MODES}
+    values = {protocol: {r.seed: r.protocols[protocol].selected.mIoU for r in per_seed  # type: ignore
+                     if r.protocols[protocol].selected is not None} for protocol in PROTOCOLS}
     summaries: dict[str, stats.Summary] = {}
     rows: list[tuple[str, stats.Summary]] = []
-    for mode in MODES:
-        if values[mode]:
-            summaries[mode] = stats.summary(list(values[mode].values()))
-            rows.append((f"{MODE_LABEL[mode]} mIoU, one eval per seed", summaries[mode]))
-        means = [r.modes[mode].mean_over_eval_seeds for r in per_seed
-                 if r.modes[mode].n_eval_seeds >= 2]
+    for protocol in PROTOCOLS:
+        if values[protocol]:
+            summaries[protocol] = stats.summary(list(values[protocol].values()))
+            rows.append((f"{PROTOCOL_LABEL[protocol]} mIoU, one eval per seed", summaries[protocol]))
+        means = [r.protocols[protocol].mean_over_eval_seeds for r in per_seed
+                 if r.protocols[protocol].n_eval_seeds >= 2]
         if len(means) >= 2:
-            s2 = summaries[f"{mode}_eval_seed_means"] = stats.summary(means)
-            rows.append((f"{MODE_LABEL[mode]} mIoU, mean over eval seeds", s2))
+            s2 = summaries[f"{protocol}_eval_seed_means"] = stats.summary(means)
+            rows.append((f"{PROTOCOL_LABEL[protocol]} mIoU, mean over eval seeds", s2))
     return Spread(values, summaries, rows)
 
 
 def positions(values: dict[str, dict[int, float]], reference: Reference
               ) -> dict[str, stats.ReferencePosition]:
     out = {}
-    for mode in MODES:
-        vals, ref = list(values[mode].values()), reference.for_mode(mode)
+    for protocol in PROTOCOLS:
+        vals, ref = list(values[protocol].values()), reference.for_protocol(protocol)
         if vals and ref is not None:
-            out[mode] = stats.reference_position(vals, ref, reference.range_for(mode))
+            out[protocol] = stats.reference_position(vals, ref, reference.range_for(protocol))
     return out
 
 
 def decompositions(runs: dict[int, RunResult]) -> dict[str, Decomposition]:
     out = {}
-    for mode in MODES:
-        table = mode_table(runs, mode)
+    for protocol in PROTOCOLS:
+        table = protocol_table(runs, protocol)
         if len(table) >= 2 and any(len(v) >= 2 for v in table.values()):
-            out[mode] = Decomposition(stats.variance_decomposition(table), table)
+            out[protocol] = Decomposition(stats.variance_decomposition(table), table)
     return out
 
 
@@ -223,16 +224,16 @@ def checkpoint_eval(ck: Optional[RunResult], reference: Reference,
                     summaries: dict[str, stats.Summary]) -> Optional[CheckpointEval]:
     if ck is None:
         return None
-    modes = {}
-    for mode in MODES:
-        evs = ck.evals_for(mode)
+    protocols = {}
+    for protocol in PROTOCOLS:
+        evs = ck.evals_for(protocol)
         if not evs:
             continue
-        vals, ref = [e.mIoU for e in evs], reference.for_mode(mode)
-        pos = (stats.reference_position(vals, ref, reference.range_for(mode))
+        vals, ref = [e.mIoU for e in evs], reference.for_protocol(protocol)
+        pos = (stats.reference_position(vals, ref, reference.range_for(protocol))
                if ref is not None else None)
-        modes[mode] = CheckpointMode(evs, stats.summary(vals), pos, summaries.get(mode))
-    return CheckpointEval(ck.checkpoint, ck.config, modes)
+        protocols[protocol] = CheckpointProtocol(evs, stats.summary(vals), pos, summaries.get(protocol))
+    return CheckpointEval(ck.checkpoint, ck.config, protocols)
 
 
 def nice_window(max_iter: int, points: int = 200) -> int:
@@ -257,14 +258,14 @@ def comparison(values: dict[str, dict[int, float]], other: Optional[Sweep], labe
                other_label: str) -> Optional[Comparison]:
     if other is None:
         return None
-    modes = {}
-    for mode in MODES:
-        a = values[mode]
-        b = {s: r.selected(mode).mIoU for s, r in other.runs.items()  # type: ignore[union-attr]
-             if r.selected(mode) is not None}
+    protocols = {}
+    for protocol in PROTOCOLS:
+        a = values[protocol]
+        b = {s: r.selected(protocol).mIoU for s, r in other.runs.items()  # type: ignore[union-attr]
+             if r.selected(protocol) is not None}
         if a or b:
-            modes[mode] = stats.paired_comparison(a, b)
-    return Comparison(str(other.root), label, other_label, modes)
+            protocols[protocol] = stats.paired_comparison(a, b)
+    return Comparison(str(other.root), label, other_label, protocols)
 
 
 def per_class_sd(runs: dict[int, RunResult], top: int = 10,

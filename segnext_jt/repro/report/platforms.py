@@ -17,9 +17,9 @@ from typing import Any, Optional
 
 from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.log_parsing import TrainingLog
-from segnext_jt.repro.report.power_section import mode_table
-from segnext_jt.repro.report.text import MODE_LABEL, fmt, md_code
-from segnext_jt.repro.sweep.results import MODES, RunResult, read_json_file
+from segnext_jt.repro.report.power_section import protocol_table
+from segnext_jt.repro.report.text import PROTOCOL_LABEL, fmt, md_code
+from segnext_jt.repro.sweep.results import PROTOCOLS, RunResult, read_json_file
 
 UNKNOWN = "unknown"
 _ENV_INFO_ID = re.compile(r"^Platform id:\s*(\S+)\s*$", re.MULTILINE)
@@ -69,7 +69,7 @@ class Platforms:
     otherwise)."""
     by_seed: dict[int, str]
     groups: dict[str, list[int]]  # platform id -> its seeds, in order of first appearance
-    nested: dict[str, stats.NestedDecomposition]  # by mode, when the design separates platforms
+    nested: dict[str, stats.NestedDecomposition]  # by protocol, when the design separates platforms
     separable: bool
 
     @property
@@ -97,13 +97,13 @@ def analyze_platforms(runs: dict[int, RunResult], logs: dict[int, TrainingLog]
     known = {pid: seeds for pid, seeds in groups.items() if pid != UNKNOWN}
     nested: dict[str, stats.NestedDecomposition] = {}
     if len(known) >= 2 and all(len(seeds) >= 2 for seeds in known.values()):
-        for mode in MODES:
-            table = mode_table(runs, mode)
+        for protocol in PROTOCOLS:
+            table = protocol_table(runs, protocol)
             design = {pid: {s: list(table[s].values()) for s in seeds if s in table}
                       for pid, seeds in known.items()}
             try:
-                nested[mode] = stats.nested_variance_decomposition(design)
-            except ValueError:  # e.g. one eval seed per checkpoint in this mode
+                nested[protocol] = stats.nested_variance_decomposition(design)
+            except ValueError:  # e.g. one eval seed per checkpoint in this protocol
                 continue
     return Platforms(by_seed, groups, nested, separable=bool(nested))
 
@@ -130,11 +130,11 @@ def render_platforms_section(p: Optional[Platforms]) -> list[str]:
            "| mode | platforms | train seeds | evals | platform SD | train-seed SD | eval-seed SD "
            "| platform share | train share | eval share | F platform (p) | F train (p) |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for mode, d in p.nested.items():
-        md.append(f"| {MODE_LABEL[mode]} | {d.n_platforms} | {d.n_train_seeds} | {d.n_total} "
+    for protocol, d in p.nested.items():
+        md.append(f"| {PROTOCOL_LABEL[protocol]} | {d.n_platforms} | {d.n_train_seeds} | {d.n_total} "
                   f"| {d.var_platform ** 0.5:.3f} | {d.var_train ** 0.5:.3f} | {d.var_eval ** 0.5:.3f} "
                   f"| {fmt(d.share_platform * 100, '.0f')} % | {fmt(d.share_train * 100, '.0f')} % "
                   f"| {fmt(d.share_eval * 100, '.0f')} % | {fmt(d.f_platform, '.2f')} "
                   f"({fmt(d.p_platform, '.3g')}) | {fmt(d.f_train, '.2f')} ({fmt(d.p_train, '.3g')}) |")
-        md += [f"\n_{MODE_LABEL[mode]}: {note}_" for note in d.notes]
+        md += [f"\n_{PROTOCOL_LABEL[protocol]}: {note}_" for note in d.notes]
     return md + [""]

@@ -348,7 +348,7 @@ def cheapest_design(n_train_for: Callable[[int], Optional[int]],
 
 
 # ------------------------------------------------------------------------------------------------
-# the whole analysis for one mode (JSON-ready; the report renders it)
+# the whole analysis for one evaluation protocol (JSON-ready; the report renders it)
 # ------------------------------------------------------------------------------------------------
 def _eval_choices(current: int, best: Optional[int], max_eval: int) -> list[int]:
     picks = {1, 2, 3, 5, 10, 20, max_eval, current} | ({best} if best else set())
@@ -413,7 +413,7 @@ def _halfwidth_plan(c: NestedComponents, opts: PowerOptions, costs: Costs) -> di
 
 def analyse(c: NestedComponents, paired: PowerModel, opts: PowerOptions,
             costs: Costs) -> dict[str, Any]:
-    """Everything the "How many seeds?" section shows for one evaluation mode."""
+    """Everything the "How many seeds?" section shows for one evaluation protocol."""
     models = {"unpaired": unpaired_model(c), "paired": paired}
     return {
         "components": c, "sd_train": math.sqrt(c.var_train), "sd_eval": math.sqrt(c.var_eval),

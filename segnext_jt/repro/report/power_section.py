@@ -15,8 +15,8 @@ from segnext_jt.repro.report import power
 from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.log_parsing import TrainingLog
 from segnext_jt.repro.report.inputs import Sweep
-from segnext_jt.repro.report.text import MODE_LABEL, Figures, fmt, fmt_cost
-from segnext_jt.repro.sweep.results import MODES, RunResult
+from segnext_jt.repro.report.text import PROTOCOL_LABEL, Figures, fmt, fmt_cost
+from segnext_jt.repro.sweep.results import PROTOCOLS, RunResult
 
 POWER_INTRO = (
     "Planning numbers from the measured variance components, for a true difference Δ in mIoU "
@@ -40,19 +40,19 @@ POWER_INTRO = (
 @dataclass
 class PowerData:
     options: power.PowerOptions
-    modes: dict[str, dict[str, Any]]  # mode -> power.analyse(...)
+    protocols: dict[str, dict[str, Any]]  # protocol -> power.analyse(...); "modes" in report.json
 
     def to_json(self) -> dict[str, Any]:
-        return {"options": self.options, "formula": power.FORMULA_TEXT, "modes": self.modes}
+        return {"options": self.options, "formula": power.FORMULA_TEXT, "modes": self.protocols}
 
 
 # ------------------------------------------------------------------------------------------------
 # analysis
 # ------------------------------------------------------------------------------------------------
-def mode_table(runs: dict[int, RunResult], mode: str) -> dict[int, dict[int, float]]:
-    """{training seed: {eval seed: mIoU}}: the nested design of one mode."""
-    return {seed: {e.eval_seed: e.mIoU for e in run.evals_for(mode)}
-            for seed, run in runs.items() if run.evals_for(mode)}
+def protocol_table(runs: dict[int, RunResult], protocol: str) -> dict[int, dict[int, float]]:
+    """{training seed: {eval seed: mIoU}}: the nested design of one protocol."""
+    return {seed: {e.eval_seed: e.mIoU for e in run.evals_for(protocol)}
+            for seed, run in runs.items() if run.evals_for(protocol)}
 
 
 def train_seconds(log: TrainingLog) -> Optional[float]:
@@ -68,40 +68,40 @@ def train_seconds(log: TrainingLog) -> Optional[float]:
 
 
 def measured_costs(sweep: Sweep, logs: dict[int, TrainingLog],
-                   mode: str) -> tuple[Optional[float], Optional[float]]:
-    """Median training seconds per seed and median seconds per evaluation of this mode."""
+                   protocol: str) -> tuple[Optional[float], Optional[float]]:
+    """Median training seconds per seed and median seconds per evaluation of this protocol."""
     train = [t for t in (train_seconds(lg) for lg in logs.values()) if t is not None]
-    evals = [e.seconds for r in sweep.runs.values() for e in r.evals_for(mode)
+    evals = [e.seconds for r in sweep.runs.values() for e in r.evals_for(protocol)
              if e.seconds is not None]
     return (float(np.median(train)) if train else None,
             float(np.median(evals)) if evals else None)
 
 
-def _components(mode: str, decomps: dict[str, stats.VarianceDecomposition],
+def _components(protocol: str, decomps: dict[str, stats.VarianceDecomposition],
                 summaries: dict[str, stats.Summary],
                 sweep: Sweep) -> Optional[power.NestedComponents]:
-    if mode in decomps:
-        return power.components_from_decomposition(decomps[mode])
-    s = summaries.get(mode)
+    if protocol in decomps:
+        return power.components_from_decomposition(decomps[protocol])
+    s = summaries.get(protocol)
     if s is None or s.n < 2:
         return None
     ck = sweep.checkpoint_eval
-    ck_vals = [e.mIoU for e in ck.evals_for(mode)] if ck is not None else []
+    ck_vals = [e.mIoU for e in ck.evals_for(protocol)] if ck is not None else []
     eval_var = float(np.var(ck_vals, ddof=1)) if len(ck_vals) >= 2 else None
     return power.components_from_spread(s.std, s.n, eval_var)
 
 
-def _paired_model(mode: str, c: power.NestedComponents, sweep: Sweep,
+def _paired_model(protocol: str, c: power.NestedComponents, sweep: Sweep,
                   other: Optional[Sweep], rho: float) -> power.PowerModel:
     """Measured from --compare when possible (nested deltas, else one delta per seed), otherwise
     the stated rho assumption."""
     if other is not None:
-        m = power.paired_model_from_tables(mode_table(sweep.runs, mode),
-                                           mode_table(other.runs, mode))
+        m = power.paired_model_from_tables(protocol_table(sweep.runs, protocol),
+                                           protocol_table(other.runs, protocol))
         if m is not None:
             return m
-        a = {s: r.selected(mode) for s, r in sweep.runs.items()}
-        b = {s: r.selected(mode) for s, r in other.runs.items()}
+        a = {s: r.selected(protocol) for s, r in sweep.runs.items()}
+        b = {s: r.selected(protocol) for s, r in other.runs.items()}
         deltas = [a[s].mIoU - b[s].mIoU for s in a  # type: ignore[union-attr]
                   if s in b and a[s] is not None and b[s] is not None]
         m = power.paired_model_from_deltas(deltas, c.var_eval)
@@ -115,14 +115,14 @@ def analyze_power(sweep: Sweep, other: Optional[Sweep],
                   summaries: dict[str, stats.Summary], logs: dict[int, TrainingLog],
                   opts: power.PowerOptions) -> PowerData:
     out = PowerData(opts, {})
-    for mode in MODES:
-        c = _components(mode, decomps, summaries, sweep)
+    for protocol in PROTOCOLS:
+        c = _components(protocol, decomps, summaries, sweep)
         if c is None:
             continue
         costs = power.resolve_costs(opts.train_cost, opts.eval_cost,
-                                    *measured_costs(sweep, logs, mode))
-        paired = _paired_model(mode, c, sweep, other, opts.paired_rho)
-        out.modes[mode] = power.analyse(c, paired, opts, costs)
+                                    *measured_costs(sweep, logs, protocol))
+        paired = _paired_model(protocol, c, sweep, other, opts.paired_rho)
+        out.protocols[protocol] = power.analyse(c, paired, opts, costs)
     return out
 
 
@@ -130,23 +130,23 @@ def analyze_power(sweep: Sweep, other: Optional[Sweep],
 # rendering
 # ------------------------------------------------------------------------------------------------
 def render_power(data: PowerData, figs: Figures) -> list[str]:
-    """"How many seeds?": the formulas, then per mode the design table and an MDE plot."""
+    """"How many seeds?": the formulas, then per protocol the design table and an MDE plot."""
     opts = data.options
     md = ["## How many seeds?", ""]
-    if not data.modes:
+    if not data.protocols:
         return md + ["Needs at least two training seeds with results.", ""]
-    k = min(r["components"].n_train for r in data.modes.values())
+    k = min(r["components"].n_train for r in data.protocols.values())
     md += [POWER_INTRO.format(alpha=opts.alpha, pw=opts.power * 100, power=opts.power,
                               rel=f"{100 / math.sqrt(2 * max(k - 1, 1)):.0f} %"), ""]
-    for mode, res in data.modes.items():
-        md.extend(_mode_md(MODE_LABEL[mode], res, opts))
-        md.append(figs.image(f"minimum detectable effect vs training seeds ({MODE_LABEL[mode]})",
-                             f"power_mde_{mode}.svg", mde_plot(MODE_LABEL[mode], res, opts)))
+    for protocol, res in data.protocols.items():
+        md.extend(_protocol_md(PROTOCOL_LABEL[protocol], res, opts))
+        md.append(figs.image(f"minimum detectable effect vs training seeds ({PROTOCOL_LABEL[protocol]})",
+                             f"power_mde_{protocol}.svg", mde_plot(PROTOCOL_LABEL[protocol], res, opts)))
         md.append("")
     return md
 
 
-def _mode_md(name: str, res: dict[str, Any], opts: power.PowerOptions) -> list[str]:
+def _protocol_md(name: str, res: dict[str, Any], opts: power.PowerOptions) -> list[str]:
     c, cur, pm = res["components"], res["current"], res["models"]["paired"]
     mde_u, mde_p = cur["mde"]["unpaired"], cur["mde"]["paired"]
     lines = [f"### {name}", "",

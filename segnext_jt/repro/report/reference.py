@@ -39,13 +39,13 @@ class Reference:
     # {"ss": float | None, "msflip": float | None, "source": str}: shown beside the reference
     others: list[dict[str, Any]] = field(default_factory=list)
 
-    def for_mode(self, mode: str) -> Optional[float]:
-        """The reported mIoU of an evaluation mode ("ss" or "msflip")."""
-        return self.ss if mode == "ss" else self.msflip
+    def for_protocol(self, protocol: str) -> Optional[float]:
+        """The reported mIoU of an evaluation protocol ("ss" or "msflip")."""
+        return self.ss if protocol == "ss" else self.msflip
 
-    def range_for(self, mode: str) -> Optional[tuple[float, float]]:
-        """The reported seed range of a mode (only stated for single scale)."""
-        return self.ss_range if mode == "ss" else None
+    def range_for(self, protocol: str) -> Optional[tuple[float, float]]:
+        """The reported seed range of a protocol (only stated for single scale)."""
+        return self.ss_range if protocol == "ss" else None
 
     def has_values(self) -> bool:
         return any(v is not None for v in (self.ss, self.msflip, self.ss_range))

@@ -13,8 +13,8 @@ from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.analysis import LOSS_FROM_LOG, ReportData
 from segnext_jt.repro.report.platforms import render_platforms_header, render_platforms_section
 from segnext_jt.repro.report.power_section import render_power
-from segnext_jt.repro.report.text import MODE_LABEL, Figures, fmt, md_code, md_text
-from segnext_jt.repro.sweep.results import MODES, SELECTION_RULE
+from segnext_jt.repro.report.text import PROTOCOL_LABEL, Figures, fmt, md_code, md_text
+from segnext_jt.repro.sweep.results import PROTOCOLS, SELECTION_RULE
 
 SPREAD_INTRO = (
     "*std* is the sample standard deviation (n−1): how much one training run differs from "
@@ -101,7 +101,7 @@ def summary_table(rows: list[tuple[str, stats.Summary]]) -> list[str]:
 
 def other_text(other: dict[str, Any]) -> str:
     """'ss 41.10, ms+flip 42.20 (source)' for one of the config's other published values."""
-    values = [f"{MODE_LABEL[m]} {other[m]:.2f}" for m in MODES if other.get(m) is not None]
+    values = [f"{PROTOCOL_LABEL[m]} {other[m]:.2f}" for m in PROTOCOLS if other.get(m) is not None]
     return ", ".join(values) + f" ({md_text(other['source'])})"
 
 
@@ -166,12 +166,12 @@ def render_per_seed(d: ReportData, figs: Figures) -> list[str]:
            "eval seed used (ss / ms+flip) |",
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in d.per_seed:
-        ss, ms = r.modes["ss"].selected, r.modes["msflip"].selected
+        ss, ms = r.protocols["ss"].selected, r.protocols["msflip"].selected
         used = sorted({str(e.eval_seed) for e in (ss, ms) if e is not None})
         used_txt = " / ".join(str(e.eval_seed) if e is not None else "–" for e in (ss, ms)) \
             if len(used) > 1 else (used[0] if used else "–")
-        k = r.modes["ss"].n_eval_seeds
-        mean_k = fmt(r.modes["ss"].mean_over_eval_seeds) + f" /{k}" if k else "–"
+        k = r.protocols["ss"].n_eval_seeds
+        mean_k = fmt(r.protocols["ss"].mean_over_eval_seeds) + f" /{k}" if k else "–"
         md.append(f"| {r.seed} | {fmt(ss and ss.mIoU)} | {fmt(ms and ms.mIoU)} "
                   f"| {fmt(ss and ss.aAcc)} | {fmt(ss and ss.mAcc)} "
                   f"| {fmt(r.final_loss, '.4f')} | {mean_k} | {used_txt} |")
@@ -189,10 +189,10 @@ def render_spread(d: ReportData, figs: Figures) -> list[str]:
     md = ["## Spread over training seeds", "", SPREAD_INTRO, ""] + summary_table(sp.rows)
     md += [f"\n_{name}: {note}_" for name, s in sp.rows for note in s.notes]
     md.append("")
-    for mode in MODES:
-        if mode in sp.summaries:
-            svg = report_plots.seed_strip(mode, sp.values[mode], sp.summaries[mode], d.reference)
-            md += [figs.image(f"{MODE_LABEL[mode]} per-seed mIoU", f"strip_{mode}.svg", svg), ""]
+    for protocol in PROTOCOLS:
+        if protocol in sp.summaries:
+            svg = report_plots.seed_strip(protocol, sp.values[protocol], sp.summaries[protocol], d.reference)
+            md += [figs.image(f"{PROTOCOL_LABEL[protocol]} per-seed mIoU", f"strip_{protocol}.svg", svg), ""]
     legend = "Dots are training seeds, the bar is their mean with the 95 % t-interval"
     if d.reference.ss is not None or d.reference.msflip is not None:
         legend += (", the dashed line is the reported number" +
@@ -204,13 +204,13 @@ def render_positions(d: ReportData, figs: Figures) -> list[str]:
     if not d.positions:
         return []
     md = ["## Where the reported number falls", "", POSITION_INTRO, ""]
-    for mode, pos in d.positions.items():
-        md.extend(position_lines(MODE_LABEL[mode], pos))
-        values = list(d.spread.values[mode].values())
+    for protocol, pos in d.positions.items():
+        md.extend(position_lines(PROTOCOL_LABEL[protocol], pos))
+        values = list(d.spread.values[protocol].values())
         for other in d.reference.others:
-            if other.get(mode) is not None:
-                p = stats.reference_position(values, other[mode])
-                md.append(f"  Other published value {other[mode]:.2f} ({md_text(other['source'])}): "
+            if other.get(protocol) is not None:
+                p = stats.reference_position(values, other[protocol])
+                md.append(f"  Other published value {other[protocol]:.2f} ({md_text(other['source'])}): "
                           f"percentile {p.percentile:.0f}, our mean minus it {p.delta_mean:+.2f}.")
     return md + [""]
 
@@ -222,18 +222,18 @@ def render_variance(d: ReportData, figs: Figures) -> list[str]:
           "| mode | train seeds | evals | eval-seed SD | train-seed SD | train-seed var (raw) "
           "| eval share | ICC | F | p |",
           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for mode, dec in d.variance.items():
+    for protocol, dec in d.variance.items():
         v = dec.result
-        md.append(f"| {MODE_LABEL[mode]} | {v.n_groups} | {v.n_total} | {v.sd_within:.3f} "
+        md.append(f"| {PROTOCOL_LABEL[protocol]} | {v.n_groups} | {v.n_total} | {v.sd_within:.3f} "
                   f"| {v.sd_between:.3f} | {v.var_between_raw:.4f} "
                   f"| {fmt(v.share_within * 100, '.0f')} % | {fmt(v.icc, '.2f')} "
                   f"| {fmt(v.f_stat, '.2f')} | {fmt(v.p_value, '.3g')} |")
-        md += [f"\n_{MODE_LABEL[mode]}: {note}_" for note in v.notes]
+        md += [f"\n_{PROTOCOL_LABEL[protocol]}: {note}_" for note in v.notes]
     md.append("")
-    for mode, dec in d.variance.items():
-        svg = report_plots.eval_spread(mode, dec, d.reference)
-        md += [figs.image(f"eval-seed spread per checkpoint ({MODE_LABEL[mode]})",
-                          f"eval_spread_{mode}.svg", svg), ""]
+    for protocol, dec in d.variance.items():
+        svg = report_plots.eval_spread(protocol, dec, d.reference)
+        md += [figs.image(f"eval-seed spread per checkpoint ({PROTOCOL_LABEL[protocol]})",
+                          f"eval_spread_{protocol}.svg", svg), ""]
     return md
 
 
@@ -250,12 +250,12 @@ def render_checkpoint_eval(d: ReportData, figs: Figures) -> list[str]:
         return []
     md = ["## Evaluation-only spread (one checkpoint, several eval seeds)", "", CHECKPOINT_INTRO,
           "", f"checkpoint: {md_code(ck.checkpoint)}", ""]
-    if not ck.modes:
+    if not ck.protocols:
         return md + ["No evaluations recorded yet.", ""]
     text: list[str] = []
     images: list[str] = []
-    for mode, m in ck.modes.items():
-        name = MODE_LABEL[mode]
+    for protocol, m in ck.protocols.items():
+        name = PROTOCOL_LABEL[protocol]
         if m.position is not None:
             text.extend(position_lines(name, m.position))
         ts = m.train_summary
@@ -263,13 +263,13 @@ def render_checkpoint_eval(d: ReportData, figs: Figures) -> list[str]:
             text.append(f"* {name}: SD over eval seeds of this checkpoint {m.summary.std:.3f} vs "
                         f"SD over training seeds {ts.std:.3f} (one evaluation each).")
         images.append(figs.image(f"checkpoint eval-seed spread ({name})",
-                                 f"checkpoint_eval_{mode}.svg",
-                                 report_plots.checkpoint_strip(mode, m, d.reference)))
+                                 f"checkpoint_eval_{protocol}.svg",
+                                 report_plots.checkpoint_strip(protocol, m, d.reference)))
         if len(m.evals) >= 5:
             images.append(figs.image(f"checkpoint eval-seed histogram ({name})",
-                                     f"checkpoint_eval_hist_{mode}.svg",
-                                     report_plots.checkpoint_histogram(mode, m, d.reference)))
-    rows = [(f"{MODE_LABEL[mode]} mIoU over eval seeds", m.summary) for mode, m in ck.modes.items()]
+                                     f"checkpoint_eval_hist_{protocol}.svg",
+                                     report_plots.checkpoint_histogram(protocol, m, d.reference)))
+    rows = [(f"{PROTOCOL_LABEL[protocol]} mIoU over eval seeds", m.summary) for protocol, m in ck.protocols.items()]
     return md + summary_table(rows) + [""] + text + [""] + images + [""]
 
 
@@ -299,8 +299,8 @@ def render_comparison(d: ReportData, figs: Figures) -> list[str]:
           "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
     notes: list[str] = []
     images: list[str] = []
-    for mode, pc in c.modes.items():
-        name = MODE_LABEL[mode]
+    for protocol, pc in c.protocols.items():
+        name = PROTOCOL_LABEL[protocol]
         md.append(f"| {name} | {pc.n} | {fmt(pc.mean_delta, '+.2f')} "
                   f"| {fmt(pc.std_delta, '.3f')} | {fmt(pc.t_ci_low, '+.2f')} – "
                   f"{fmt(pc.t_ci_high, '+.2f')} | {fmt(pc.boot_ci_low, '+.2f')} – "
@@ -311,8 +311,8 @@ def render_comparison(d: ReportData, figs: Figures) -> list[str]:
             notes.append(f"{name}: seeds only in {md_text(c.label)}: {pc.only_in_a}; only in "
                          f"{md_text(c.other_label)}: {pc.only_in_b}")
         if pc.n:
-            svg = report_plots.compare_strip(mode, pc, c.label, c.other_label, d.reference)
-            images.append(figs.image(f"comparison ({name})", f"compare_{mode}.svg", svg))
+            svg = report_plots.compare_strip(protocol, pc, c.label, c.other_label, d.reference)
+            images.append(figs.image(f"comparison ({name})", f"compare_{protocol}.svg", svg))
     return md + [""] + [f"* {n}" for n in notes] + [""] + images + [""]
 
 

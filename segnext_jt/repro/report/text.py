@@ -1,4 +1,4 @@
-"""Small shared pieces of the report's renderers: number formats, mode names, and the list of
+"""Small shared pieces of the report's renderers: number formats, protocol names, and the list of
 figures a rendering produces (written to files only by repro/report.py)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-MODE_LABEL = {"ss": "single-scale", "msflip": "ms+flip"}
+PROTOCOL_LABEL = {"ss": "single-scale", "msflip": "ms+flip"}
 
 
 def fmt(v: Any, spec: str = ".2f") -> str:

@@ -5,14 +5,14 @@
 The seed is trained and evaluated again by the sweep itself (a one-seed sweep in NEW_DIR, default
 SWEEP_DIR/replicate_seed_K, resumable like any sweep) with what the stored run recorded: the config
 and --cfg-options of its result.json (else sweep.json), the training seed, and every (eval seed,
-mode) of its evaluations with their NMF draws. Run it from the directory the sweep was run from:
+protocol) of its evaluations with their NMF draws. Run it from the directory the sweep was run from:
 relative config and data paths are resolved there (a relative config path also against the
 checkout). Then it prints and writes NEW_DIR/replicate.json:
 
 * the SHA-256 of the final weights (the model's state_dict arrays: names, dtypes, shapes and bytes,
   so the .npz's zip timestamps do not matter) of both runs, and whether they are bit-identical;
 * the relative L2 distance of the weights, ||new - stored|| / ||stored||;
-* the mIoU of each evaluation protocol (mode, eval seed) in both runs and the difference;
+* the mIoU of each evaluation (protocol, eval seed) in both runs and the difference;
 * the first training iteration whose logged loss differs (train lines of the two log.json files);
 * both runs' platform ids (segnext_jt.repro.report.platforms) and whether the resolved configs
   recorded in the logs agree.
@@ -111,12 +111,12 @@ def replicate_argv(stored: RunResult, plan: dict[str, Any], seed: int, work_dir:
     if len(draws) != 1:
         raise ResultError(f"{stored.path}: evaluations with different NMF draws {sorted(draws)}; replicate "
                           f"supports one protocol per sweep")
-    modes = {e.mode for e in stored.evals}
+    protocols = {e.protocol for e in stored.evals}
     eval_seeds = sorted({e.eval_seed for e in stored.evals})
     argv = ["--config", _config_path(stored.config or plan.get("config"), stored.path or Path("?")),
             "--work-dir", work_dir, "--seeds", str(seed), "--eval-seeds", ",".join(map(str, eval_seeds)),
             "--nmf-draws", str(draws.pop()), "--no-progress"]
-    if modes == {"ss"}:
+    if protocols == {"ss"}:
         argv.append("--no-msflip")
     options = stored.cfg_options if stored.cfg_options is not None else plan.get("cfg_options") or []
     if options:
@@ -157,12 +157,13 @@ def compare_runs(stored: RunResult, stored_dir: Path, new: RunResult, new_dir: P
         raise ResultError(f"{new.path}: checkpoint {new.checkpoint!r} not found")
     w_old, w_new = weights(ck_old), weights(ck_new)
     sha_old, sha_new = weights_sha256(w_old), weights_sha256(w_new)
-    new_evals = {(e.mode, e.eval_seed): e.mIoU for e in new.evals}
-    protocols = [{"mode": e.mode, "eval_seed": e.eval_seed, "stored_mIoU": e.mIoU,
-                  "new_mIoU": new_evals.get((e.mode, e.eval_seed)),
-                  "delta": None if (e.mode, e.eval_seed) not in new_evals
-                  else new_evals[(e.mode, e.eval_seed)] - e.mIoU}
-                 for e in sorted(stored.evals, key=lambda e: (e.mode != "ss", e.mode, e.eval_seed))]
+    new_evals = {(e.protocol, e.eval_seed): e.mIoU for e in new.evals}
+    protocols = [{"mode": e.protocol,  # replicate.json's field for the protocol is "mode"
+                  "eval_seed": e.eval_seed, "stored_mIoU": e.mIoU,
+                  "new_mIoU": new_evals.get((e.protocol, e.eval_seed)),
+                  "delta": None if (e.protocol, e.eval_seed) not in new_evals
+                  else new_evals[(e.protocol, e.eval_seed)] - e.mIoU}
+                 for e in sorted(stored.evals, key=lambda e: (e.protocol != "ss", e.protocol, e.eval_seed))]
     logs = {}
     for name, run, base in (("stored", stored, stored_dir), ("new", new, new_dir)):
         logs[name] = _run_path(run, run.train_log, base)

@@ -1,4 +1,4 @@
-"""The files a seed sweep leaves behind, as types: one evaluation (``eval_<mode>_s<e>.json`` and
+"""The files a seed sweep leaves behind, as types: one evaluation (``eval_<protocol>_s<e>.json`` and
 the entries of ``result.json``'s "eval" list) and one run (``seed_<k>/result.json`` or
 ``checkpoint_eval/result.json``).
 
@@ -16,7 +16,9 @@ from typing import Any, Optional
 from segnext_jt.files import read_json
 from segnext_jt.io.limits import short_repr
 
-MODES = ("ss", "msflip")
+# evaluation protocols: single-scale, multi-scale + flip (the "mode" field of the JSON files;
+# not the whole/slide `mode` of an EvalConfig, nor the stretch/pad `pipeline`)
+PROTOCOLS = ("ss", "msflip")
 SELECTION_RULE = ("For each training seed and mode the table uses the evaluation whose eval_seed "
                   "equals the training seed when there is one, otherwise the one with the lowest "
                   "eval_seed.")
@@ -89,9 +91,9 @@ def _opt_str(obj: dict[str, Any], key: str, where: str) -> Optional[str]:
 
 @dataclass
 class EvalEntry:
-    """One evaluation of one checkpoint (eval_<mode>_s<e>.json, an item of result.json's eval)."""
+    """One evaluation of one checkpoint (eval_<protocol>_s<e>.json, an item of result.json's eval)."""
     eval_seed: int
-    mode: str
+    protocol: str  # "ss" or "msflip"; the JSON field is "mode"
     mIoU: float
     aAcc: Optional[float] = None
     mAcc: Optional[float] = None
@@ -102,7 +104,7 @@ class EvalEntry:
     class_names: Optional[list[str]] = None  # the dataset's declared names, in per_class_iou's order
 
     def to_json(self) -> dict[str, Any]:
-        return {"eval_seed": self.eval_seed, "mode": self.mode, "mIoU": self.mIoU,
+        return {"eval_seed": self.eval_seed, "mode": self.protocol, "mIoU": self.mIoU,
                 "aAcc": self.aAcc, "mAcc": self.mAcc,
                 "per_class_iou": None if self.per_class_iou is None else list(self.per_class_iou),
                 "seconds": self.seconds, "num_images": self.num_images,
@@ -117,9 +119,9 @@ class EvalEntry:
         es = obj.get("eval_seed")
         if not _is_int(es):
             raise error(f"{where}: 'eval_seed' must be an int, got {short_repr(es)}")
-        mode = obj.get("mode")
-        if mode not in MODES:
-            raise error(f"{where}: 'mode' must be one of {MODES}, got {short_repr(mode)}")
+        protocol = obj.get("mode")  # the protocol's JSON field is "mode"
+        if protocol not in PROTOCOLS:
+            raise error(f"{where}: 'mode' must be one of {PROTOCOLS}, got {short_repr(protocol)}")
         miou = obj.get("mIoU")
         if not _is_num(miou) or not 0.0 <= miou <= 100.0:
             raise error(f"{where}: 'mIoU' must be a percentage in [0, 100], got {short_repr(miou)}")
@@ -142,14 +144,14 @@ class EvalEntry:
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
                                   or pci is None or len(names) != len(pci)):
             raise error(f"{where}: 'class_names' must be a list of strings, one per per_class_iou entry")
-        return cls(es, mode, float(miou), a_acc, m_acc, pci, secs, n_img, draws, names)
+        return cls(es, protocol, float(miou), a_acc, m_acc, pci, secs, n_img, draws, names)
 
 
-def eval_entry_from_summary(summary: dict[str, Any], eval_seed: int, mode: str,
+def eval_entry_from_summary(summary: dict[str, Any], eval_seed: int, protocol: str,
                             nmf_draws: int = 1) -> dict[str, Any]:
     """The JSON-ready (not yet validated) entry for an evaluation summary
-    (segnext_jt.evaluation.run.run_evaluation's return value)."""
-    return {"eval_seed": eval_seed, "mode": mode, "mIoU": summary["mIoU"],
+    (segnext_jt.evaluation.run.run_evaluation's return value). The protocol goes in "mode"."""
+    return {"eval_seed": eval_seed, "mode": protocol, "mIoU": summary["mIoU"],
             "aAcc": summary["aAcc"], "mAcc": summary["mAcc"],
             "per_class_iou": summary["per_class_iou"], "seconds": summary["seconds"],
             "num_images": summary["num_images"], "nmf_draws": nmf_draws,
@@ -169,12 +171,12 @@ class RunResult:
     path: Optional[Path] = None  # where it was read from (not part of the JSON)
     platform: Optional[dict] = None  # segnext_jt.platform_info of the training (else the evaluation)
 
-    def evals_for(self, mode: str) -> list[EvalEntry]:
-        return sorted((e for e in self.evals if e.mode == mode), key=lambda e: e.eval_seed)
+    def evals_for(self, protocol: str) -> list[EvalEntry]:
+        return sorted((e for e in self.evals if e.protocol == protocol), key=lambda e: e.eval_seed)
 
-    def selected(self, mode: str) -> Optional[EvalEntry]:
+    def selected(self, protocol: str) -> Optional[EvalEntry]:
         """The evaluation used in per-seed tables (see SELECTION_RULE)."""
-        evs = self.evals_for(mode)
+        evs = self.evals_for(protocol)
         if not evs:
             return None
         same = [e for e in evs if self.seed is not None and e.eval_seed == self.seed]
@@ -199,10 +201,10 @@ class RunResult:
         seen: set[tuple[int, str]] = set()
         for i, item in enumerate(obj["eval"]):
             ev = EvalEntry.from_json(item, f"{path}: eval[{i}]")
-            if (ev.eval_seed, ev.mode) in seen:
+            if (ev.eval_seed, ev.protocol) in seen:
                 raise ResultError(f"{path}: eval[{i}]: duplicate entry for eval_seed "
-                                  f"{ev.eval_seed}, mode {ev.mode}")
-            seen.add((ev.eval_seed, ev.mode))
+                                  f"{ev.eval_seed}, mode {ev.protocol}")
+            seen.add((ev.eval_seed, ev.protocol))
             evals.append(ev)
         opts = obj.get("cfg_options")
         if opts is not None and (not isinstance(opts, list)

@@ -119,7 +119,7 @@ def read_json_file(path: str, what: str = "file"):
     return read_json(path, SweepError, what, hint)
 
 
-def modes_of(args) -> list[str]:
+def protocols_of(args) -> list[str]:
     return ["ss"] if args.no_msflip else ["ss", "msflip"]
 
 
@@ -142,13 +142,13 @@ def held_lock(path: str, busy: str, prefix: str = ""):
 # --------------------------------------------------------------------------------------------
 # one unit of work (runs in its own process: a local worker, a slurm array task, or inline)
 # --------------------------------------------------------------------------------------------
-def eval_entry_name(mode: str, eval_seed: int, nmf_draws: int) -> str:
-    return f"eval_{mode}_s{eval_seed}" + (f"_k{nmf_draws}" if nmf_draws != 1 else "") + ".json"
+def eval_entry_name(protocol: str, eval_seed: int, nmf_draws: int) -> str:
+    return f"eval_{protocol}_s{eval_seed}" + (f"_k{nmf_draws}" if nmf_draws != 1 else "") + ".json"
 
 
 def evaluate_into(run_dir: str, cfg_path: str, overrides: list[str], checkpoint: str, eval_seeds: list[int],
-                  modes: list[str], progress: bool, nmf_draws: int = 1) -> list[EvalEntry]:
-    """Evaluate `checkpoint` under each (eval seed, mode) not already on disk; return all entries."""
+                  protocols: list[str], progress: bool, nmf_draws: int = 1) -> list[EvalEntry]:
+    """Evaluate `checkpoint` under each (eval seed, protocol) not already on disk; return all entries."""
     from segnext_jt.config import load_config
     from segnext_jt.evaluation.run import run_evaluation
     from segnext_jt.io import load_checkpoint
@@ -156,24 +156,25 @@ def evaluate_into(run_dir: str, cfg_path: str, overrides: list[str], checkpoint:
     install_signal_handlers()  # again: importing Jittor above may have replaced them
     entries, model = [], None
     for eval_seed in eval_seeds:
-        for mode in modes:
-            path = os.path.join(run_dir, eval_entry_name(mode, eval_seed, nmf_draws))
+        for protocol in protocols:
+            path = os.path.join(run_dir, eval_entry_name(protocol, eval_seed, nmf_draws))
             if not os.path.lexists(path):
                 cfg = load_config(cfg_path, overrides + [f"eval.seed={eval_seed}", f"eval.nmf_draws={nmf_draws}"])
                 if model is None:
                     model = build_segmentor(cfg)
                     load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None)
-                summary = run_evaluation(cfg, checkpoint, ms_flip=(mode == "msflip"), progress=progress, model=model)
-                entry = json_safe(eval_entry_from_summary(summary, eval_seed, mode, nmf_draws))
+                summary = run_evaluation(cfg, checkpoint, ms_flip=(protocol == "msflip"), progress=progress, model=model)
+                entry = json_safe(eval_entry_from_summary(summary, eval_seed, protocol, nmf_draws))
                 if entry["mIoU"] is None:
-                    raise SweepError(f"{run_dir}: evaluation (eval seed {eval_seed}, {mode}) gave no mIoU "
+                    raise SweepError(f"{run_dir}: evaluation (eval seed {eval_seed}, {protocol}) gave no mIoU "
                                      f"(no labelled pixels in the validation set?)")
                 write_json_atomic(path, EvalEntry.from_json(entry, path, SweepError).to_json())
-                print(f"[{os.path.basename(run_dir)}] eval seed {eval_seed} {mode}: mIoU {entry['mIoU']:.2f}", flush=True)
+                print(f"[{os.path.basename(run_dir)}] eval seed {eval_seed} {protocol}: mIoU {entry['mIoU']:.2f}", flush=True)
             entry = read_json_file(path, "evaluation entry")
-            if not isinstance(entry, dict) or entry.get("eval_seed") != eval_seed or entry.get("mode") != mode \
+            # the protocol's JSON field is "mode"
+            if not isinstance(entry, dict) or entry.get("eval_seed") != eval_seed or entry.get("mode") != protocol \
                     or entry.get("nmf_draws", 1) != nmf_draws:
-                raise SweepError(f"{path}: not an evaluation entry for eval seed {eval_seed}, mode {mode}, "
+                raise SweepError(f"{path}: not an evaluation entry for eval seed {eval_seed}, mode {protocol}, "
                                  f"{nmf_draws} NMF draw(s); "
                                  "delete it to redo this evaluation")
             try:
@@ -230,7 +231,7 @@ def run_one_seed(args, seed: int) -> None:
             tr = read_json_file(train_result, "training result")
             final_loss = tr.get("final_loss") if isinstance(tr, dict) else None
             entries = evaluate_into(seed_dir, args.config, args.cfg_options, final_ckpt, eval_seeds,
-                                    modes_of(args), args.progress, args.nmf_draws)
+                                    protocols_of(args), args.progress, args.nmf_draws)
             write_json_atomic(os.path.join(seed_dir, "result.json"), RunResult(
                 seed=seed, config=args.config, checkpoint=os.path.relpath(final_ckpt, args.work_dir),
                 final_loss=final_loss, train_log="log.json", cfg_options=args.cfg_options,
@@ -242,7 +243,7 @@ def run_checkpoint_eval(args) -> None:
     os.makedirs(run_dir, exist_ok=True)
     with held_lock(os.path.join(run_dir, LOCK_NAME), " (another eval-seed sweep running here?)"):
         entries = evaluate_into(run_dir, args.config, args.cfg_options, args.checkpoint, args.eval_seeds or [0],
-                                modes_of(args), args.progress, args.nmf_draws)
+                                protocols_of(args), args.progress, args.nmf_draws)
         write_json_atomic(os.path.join(run_dir, "result.json"), RunResult(
             seed=None, config=args.config, checkpoint=os.path.abspath(args.checkpoint),
             final_loss=None, train_log=None, cfg_options=args.cfg_options, evals=entries,
@@ -258,9 +259,9 @@ def seed_finished(args, seed: int) -> bool:
             or not all(isinstance(e, dict) for e in obj.get("eval", [])):
         raise SweepError(f"{path}: not a seed result (expected an object with an 'eval' list); delete it to "
                          "redo the seed's evaluations")
-    done = {(e.get("eval_seed"), e.get("mode")) for e in obj.get("eval", [])
+    done = {(e.get("eval_seed"), e.get("mode")) for e in obj.get("eval", [])  # "mode": the protocol
             if e.get("nmf_draws", 1) == args.nmf_draws}
-    wanted = {(e, m) for e in (args.eval_seeds or [seed]) for m in modes_of(args)}
+    wanted = {(e, m) for e in (args.eval_seeds or [seed]) for m in protocols_of(args)}
     return wanted <= done
 
 
@@ -328,7 +329,8 @@ def _read_plan(plan_path: str) -> dict:
 def _sweep_plan(args, plan_path: str) -> dict:
     """The plan of this command, merged with the one already in the work dir (its seeds and creation
     time are kept; a sweep of another config, options or number of NMF draws is refused)."""
-    plan = {"config": args.config, "seeds": args.seeds, "eval_seeds": args.eval_seeds, "modes": modes_of(args),
+    # sweep.json lists the protocols under "modes"
+    plan = {"config": args.config, "seeds": args.seeds, "eval_seeds": args.eval_seeds, "modes": protocols_of(args),
             "cfg_options": args.cfg_options, "launcher": args.launcher, "nmf_draws": args.nmf_draws}
     if os.path.lexists(plan_path):
         old = _read_plan(plan_path)
@@ -402,7 +404,7 @@ def _main(args) -> int:
         return 0
     if args.checkpoint:
         print(f"[sweep] eval-seed sweep of {args.checkpoint}: eval seeds {args.eval_seeds or [0]}, "
-              f"modes {modes_of(args)}", flush=True)
+              f"modes {protocols_of(args)}", flush=True)
         if args.dry_run:
             return 0
         os.makedirs(args.work_dir, exist_ok=True)
@@ -417,7 +419,7 @@ def _main(args) -> int:
     todo = [s for s in args.seeds if not seed_finished(args, s)]
     done = [s for s in args.seeds if s not in todo]
     print(f"[sweep] {args.config}: seeds {args.seeds}, eval seeds {args.eval_seeds or 'same as training'}, "
-          f"modes {modes_of(args)}; finished {done or 'none'}; to run {todo or 'none'}", flush=True)
+          f"modes {protocols_of(args)}; finished {done or 'none'}; to run {todo or 'none'}", flush=True)
     if args.check:
         return _preflight(args, len(todo))
     if args.dry_run:

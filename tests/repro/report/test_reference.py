@@ -40,9 +40,9 @@ def _ref(sweep: Path, *args: str) -> dict:
     return json.loads((out / "report.json").read_text())["reference"]
 
 
-def test_for_mode_and_range():
+def test_for_protocol_and_range():
     ref = Reference(50.0, 52.0, (49.0, 51.0), "x")
-    assert (ref.for_mode("ss"), ref.for_mode("msflip")) == (50.0, 52.0)
+    assert (ref.for_protocol("ss"), ref.for_protocol("msflip")) == (50.0, 52.0)
     assert (ref.range_for("ss"), ref.range_for("msflip")) == ((49.0, 51.0), None)
 
 
