@@ -350,7 +350,13 @@ class EvalConfig:
     slide_stride: list[int] = field(default_factory=lambda: [341, 341])
     tta_ratios: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
     tta_flip: bool = True
+    # Images per loader batch. By default every image still runs through the network alone, so
+    # batch_size changes only how many images are loaded and copied at once, never a result.
     batch_size: int = 1
+    # true: the images of a batch that share an input shape (after the test resize) run as one
+    # forward. The NMF bases stay per image key, but the kernels round differently at another batch
+    # size: logits differ in the last bits and a few labels can flip (README, "Batched evaluation").
+    batched: bool = False
     num_workers: int = 2
     seed: int = 0  # NMF bases seed at test time
     # Softmax averaged over this many NMF bases draws per view. 1 = the released protocol (one draw

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint: python tools/eval.py CONFIG CHECKPOINT [--ms-flip] [--seed S] [--nmf-draws K]
-[--batch-size N] [--workers N] [--out-dir DIR] [--json FILE] [--cfg-options key=value ...].
+[--batch-size N [--batched]] [--workers N] [--out-dir DIR] [--json FILE] [--cfg-options key=value ...].
 
 CHECKPOINT may be any format segnext_jt reads: a released mmseg .pth, an original-repo .pth, a JSeg
 .pkl, or one of our .npz files; or an http(s) URL or zoo:NAME (e.g. zoo:segnext_l, mmseg's released
@@ -23,7 +23,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, help="NMF bases seed (default: eval.seed of the config)")
     p.add_argument("--nmf-draws", type=int, metavar="K",
                    help="average each view's softmax over K NMF bases draws (default: eval.nmf_draws, 1)")
-    p.add_argument("--batch-size", type=int, help="images per forward (result does not depend on it)")
+    p.add_argument("--batch-size", type=int, help="images loaded at once; without --batched each runs through the "
+                   "network alone and the result does not depend on it")
+    p.add_argument("--batched", action="store_true", default=None,
+                   help="eval.batched: images of a batch with equal input shapes in one forward (the last "
+                        "bits of the logits then depend on the batch size; README 'Batched evaluation')")
     p.add_argument("--workers", type=int, help="data loading processes (result does not depend on it)")
     p.add_argument("--pipeline", choices=["stretch", "pad"], help="test resize: mmseg 0.x stretch or 1.x pad")
     p.add_argument("--mode", choices=["whole", "slide"], help="whole image or sliding window")
@@ -56,7 +60,8 @@ def _run(args) -> int:
     overrides = list(args.cfg_options)
     for flag, key in ((args.seed, "eval.seed"), (args.nmf_draws, "eval.nmf_draws"),
                       (args.batch_size, "eval.batch_size"), (args.workers, "eval.num_workers"),
-                      (args.pipeline, "eval.pipeline"), (args.mode, "eval.mode")):
+                      (args.pipeline, "eval.pipeline"), (args.mode, "eval.mode"),
+                      (args.batched and "true", "eval.batched")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
     cfg = load_config(args.config, overrides)

@@ -5,6 +5,10 @@ Every view of every image draws its NMF bases from the key
 result depends only on (config, weights, seed) - not on batch size, worker count or image order. The
 single-scale view uses the key of the ratio-1.0, unflipped TTA view. With `eval.nmf_draws` K > 1,
 each view averages its softmax over K draws (draw d > 0 appends d to the key).
+
+The batch size does not matter because every image runs through the network alone. With
+`eval.batched` the images of a batch that share an input shape run as one forward instead: the same
+bases, but the kernels' rounding may then depend on the batch (README, "Batched evaluation").
 """
 from __future__ import annotations
 
@@ -83,7 +87,8 @@ class Evaluator:
     def predict_device(self, samples: Sequence[RawSample], ms_flip: bool) -> list:
         """Softmax probabilities (K, H, W) at original size per sample, averaged over the views (and
         the NMF draws of each view), as executed jt.Vars on the device. Views of equal input shape
-        (across the samples) share one forward call."""
+        (across the samples) share one predict_draws call: one forward with `eval.batched`, else
+        one per image inside it."""
         cfg = self.cfg
         sums: list = [None] * len(samples)
         plans = [plan_views(s.img.shape[1], s.img.shape[0], cfg, ms_flip) for s in samples]
@@ -99,8 +104,8 @@ class Evaluator:
                 keys_per_draw = [[view.key(name, d) for _, _, _, view, name in members]
                                  for d in range(cfg.nmf_draws)]
                 with jt.no_grad():
-                    draws = self.model.predict_draws(batch, keys_per_draw, mode=cfg.mode,
-                                                     crop_size=cfg.slide_crop, stride=cfg.slide_stride)
+                    draws = self.model.predict_draws(batch, keys_per_draw, mode=cfg.mode, crop_size=cfg.slide_crop,
+                                                     stride=cfg.slide_stride, batched=cfg.batched)
                 self.forward_calls += len(members)
                 for j, (i, _, info, _, _) in enumerate(members):
                     for logits in draws:

@@ -96,6 +96,7 @@ def _evaluate(cfg: Config, checkpoint: Optional[str], ms_flip: bool, out_dir: Op
         "config": cfg.source, "checkpoint": checkpoint, "seed": cfg.eval.seed, "ms_flip": ms_flip,
         "nmf_draws": cfg.eval.nmf_draws,
         "pipeline": cfg.eval.pipeline, "mode": cfg.eval.mode,
+        **({"batched": True} if cfg.eval.batched else {}),  # only then can the batch size change a result
         "mIoU": m["mIoU"], "mAcc": m["mAcc"], "aAcc": m["aAcc"],
         "per_class": {name: {"IoU": pct(i), "Acc": pct(a)} for name, i, a in zip(dataset.classes, m["IoU"], m["Acc"])},
         "per_class_iou": [pct(v) for v in m["IoU"]],

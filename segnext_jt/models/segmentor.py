@@ -80,22 +80,27 @@ class EncoderDecoder(nn.Module):
         return self.backbone(img)
 
     def encode_decode(self, img: jt.Var, nmf_keys: Optional[Sequence[NMFKey]] = None,
-                      nmf_bases=None) -> jt.Var:
+                      nmf_bases=None, batched: bool = False) -> jt.Var:
         """Logits resized (bilinear, align_corners=False) to the input size.
 
-        In inference every image of a batch runs alone: oneDNN and Jittor pick kernels and
-        reduction orders by shape, batch size included, and an image's logits must not depend on
-        what else is in its batch (bit-identical, tests/models/test_ham_head.py)."""
-        return self._encode_decode_draws(img, [nmf_keys], nmf_bases)[0]
+        In inference every image of a batch runs alone by default: oneDNN and Jittor pick kernels
+        and reduction orders by shape, batch size included, and an image's logits must not depend
+        on what else is in its batch (bit-identical, tests/models/test_ham_head.py). `batched=True`
+        runs the batch as one forward instead (for GPUs; on the CPU it measured slower); the NMF
+        bases are still drawn per image key, so only the rounding can differ (README, "Batched
+        evaluation")."""
+        return self._encode_decode_draws(img, [nmf_keys], nmf_bases, batched)[0]
 
-    def encode_decode_draws(self, img: jt.Var, keys_per_draw: Sequence[Sequence[NMFKey]]) -> list[jt.Var]:
+    def encode_decode_draws(self, img: jt.Var, keys_per_draw: Sequence[Sequence[NMFKey]],
+                            batched: bool = False) -> list[jt.Var]:
         """Logits at input size for each NMF draw (`keys_per_draw[d]`: the keys of the batch's images
         in draw d). The backbone runs once; only the head runs once per draw."""
-        return self._encode_decode_draws(img, keys_per_draw, None)
+        return self._encode_decode_draws(img, keys_per_draw, None, batched)
 
-    def _encode_decode_draws(self, img: jt.Var, keys_per_draw, nmf_bases) -> list[jt.Var]:
+    def _encode_decode_draws(self, img: jt.Var, keys_per_draw, nmf_bases,
+                             batched: bool = False) -> list[jt.Var]:
         batch = img.shape[0]
-        if self.training or batch == 1:
+        if self.training or batch == 1 or batched:
             feats = self.extract_feat(img)
             return [resize_bilinear(self.decode_head(feats, keys, nmf_bases), img.shape[2:])
                     for keys in keys_per_draw]
@@ -126,23 +131,24 @@ class EncoderDecoder(nn.Module):
         return {"loss": loss_ce, "decode.loss_ce": loss_ce, "decode.acc_seg": acc}
 
     def predict(self, img: jt.Var, nmf_keys: Optional[Sequence[NMFKey]] = None, mode: str = "whole",
-                crop_size: Sequence[int] = (512, 512), stride: Sequence[int] = (341, 341)) -> jt.Var:
+                crop_size: Sequence[int] = (512, 512), stride: Sequence[int] = (341, 341),
+                batched: bool = False) -> jt.Var:
         """Test-time logits at input size: 'whole' image or 'slide' windows (mmseg semantics)."""
-        return self.predict_draws(img, [nmf_keys], mode, crop_size, stride)[0]
+        return self.predict_draws(img, [nmf_keys], mode, crop_size, stride, batched)[0]
 
     def predict_draws(self, img: jt.Var, keys_per_draw: Sequence[Optional[Sequence[NMFKey]]],
                       mode: str = "whole", crop_size: Sequence[int] = (512, 512),
-                      stride: Sequence[int] = (341, 341)) -> list[jt.Var]:
+                      stride: Sequence[int] = (341, 341), batched: bool = False) -> list[jt.Var]:
         """`predict` for several NMF draws at once (keys_per_draw[d]: the keys of draw d); the
-        backbone runs once per image (or window)."""
+        backbone runs once per image (or window; once per batch with `batched`)."""
         if mode == "whole":
-            return self._encode_decode_draws(img, keys_per_draw, None)
+            return self._encode_decode_draws(img, keys_per_draw, None, batched)
         if mode == "slide":
-            return self.slide_inference(img, keys_per_draw, crop_size, stride)
+            return self.slide_inference(img, keys_per_draw, crop_size, stride, batched)
         raise ValueError(f"predict: mode must be 'whole' or 'slide', got {mode!r}")
 
     def slide_inference(self, img: jt.Var, keys_per_draw: Sequence[Optional[Sequence[NMFKey]]],
-                        crop_size: Sequence[int], stride: Sequence[int]) -> list[jt.Var]:
+                        crop_size: Sequence[int], stride: Sequence[int], batched: bool = False) -> list[jt.Var]:
         """Overlapping windows; the last one in each row/column is shifted to end at the border.
         Window logits are summed and divided by the per-pixel window count. Each window draws its
         own NMF bases (key: the image key + window index). One result per draw."""
@@ -161,7 +167,7 @@ class EncoderDecoder(nn.Module):
                 y2, x2 = min(y1 + h_crop, h_img), min(x1 + w_crop, w_img)
                 window_keys = [None if keys is None else [tuple(k) + (window,) for k in keys]
                                for keys in keys_per_draw]
-                crop_logits = self._encode_decode_draws(img[:, :, y1:y2, x1:x2], window_keys, None)
+                crop_logits = self._encode_decode_draws(img[:, :, y1:y2, x1:x2], window_keys, None, batched)
                 for pred, logits in zip(preds, crop_logits):
                     pred[:, :, y1:y2, x1:x2] += logits
                 count[y1:y2, x1:x2] += 1

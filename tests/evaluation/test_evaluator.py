@@ -83,3 +83,38 @@ def test_labels_from_the_device_equal_the_host_argmax(tiny_train_options, tiny_c
             assert label.dtype == np.int64 and label.shape == p.shape[1:]
             assert np.array_equal(label, p.argmax(axis=0))
             assert np.array_equal(k, p)
+
+
+def test_batched_evaluation_stacks_equal_shapes_and_differs_only_by_rounding(tiny_train_options, tiny_checkpoint):
+    """eval.batched: the images of a batch that share an input shape go through one forward; their
+    probabilities stay within rounding (1e-5) of the per-image default at the same batch size, single
+    scale and ms+flip. The default runs every image alone whatever eval.batch_size is."""
+    from segnext_jt.data.build import build_dataset
+    from segnext_jt.evaluation.evaluator import Evaluator
+    from segnext_jt.io import load_checkpoint
+    from segnext_jt.models import build_segmentor
+    options = tiny_train_options + ["eval.tta_ratios=[0.75,1.0]", "eval.batch_size=6"]
+    cfg = load_config(DEMO_CFG, options)
+    model = build_segmentor(cfg)
+    load_checkpoint(model, tiny_checkpoint, logger=lambda *a: None)
+    model.eval()
+    ds = build_dataset(cfg.data, "val")
+    samples = [ds.load_raw(i) for i in range(6)]
+    calls, original = [], model.predict_draws
+
+    def recording(img, keys_per_draw, *args, **kw):
+        calls.append((img.shape[0], kw["batched"]))
+        return original(img, keys_per_draw, *args, **kw)
+    model.predict_draws = recording
+    per_image = Evaluator(model, cfg.eval, cfg.data.mean, cfg.data.std, 11)
+    batched_cfg = load_config(DEMO_CFG, options + ["eval.batched=true"])
+    batched = Evaluator(model, batched_cfg.eval, cfg.data.mean, cfg.data.std, 11)
+    for ms_flip in (False, True):
+        calls.clear()
+        want = per_image.predict_probs(samples, ms_flip)
+        assert not any(flag for _, flag in calls)
+        calls.clear()
+        got = batched.predict_probs(samples, ms_flip)
+        assert all(flag for _, flag in calls) and max(n for n, _ in calls) > 1, calls  # some shapes were shared
+        for i, (g, w) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-5, err_msg=f"sample {i}, ms_flip={ms_flip}")

@@ -87,6 +87,15 @@ def test_checkpoint_config_mismatch_is_named(tiny_train_options, tiny_checkpoint
         _summary(_cfg(tiny_train_options, "model.decode_head.num_classes=12"), tiny_checkpoint)
 
 
+def test_summary_says_batched_only_when_it_was(tiny_train_options, tiny_checkpoint):
+    """eval.batched is recorded (the batch size can then change a result's last bits); the default
+    summary keeps its keys."""
+    default = eval_demo(tiny_train_options, tiny_checkpoint, "eval.batch_size=4", limit=8)
+    batched = eval_demo(tiny_train_options, tiny_checkpoint, "eval.batch_size=4", "eval.batched=true", limit=8)
+    assert "batched" not in default and batched["batched"] is True
+    assert abs(batched["mIoU"] - default["mIoU"]) <= 0.01  # rounding of the logits only
+
+
 def test_k1_is_todays_protocol_and_k_draws_are_deterministic(tiny_train_options, tiny_checkpoint):
     default = eval_demo(tiny_train_options, tiny_checkpoint)
     k1 = eval_demo(tiny_train_options, tiny_checkpoint, "eval.nmf_draws=1")

@@ -73,6 +73,54 @@ def test_batch_result_equals_each_image_alone(tiny, x64):
     assert bits_equal(twice[0], twice[1]) and bits_equal(twice[0], batch[0])
 
 
+def _recording_sampler(model, drawn: list):
+    sampler = model.decode_head.nmf.sampler
+    original = sampler.draw
+
+    def recording_draw(keys, batch, d, r):
+        out = original(keys, batch, d, r)
+        drawn.append((None if keys is None else [tuple(k) for k in keys], out))
+        return out
+    sampler.draw = recording_draw
+    return sampler
+
+
+@pytest.mark.usefixtures("compute_path")
+def test_batched_inference_draws_each_images_bases_and_differs_only_by_rounding(tiny, x64):
+    """batched=True runs the batch as one forward; the NMF bases of image i are still the draw of its
+    own key (exactly what it draws alone), keyed or not. What changes is the kernels' rounding at
+    batch 2: within 1e-5 of each image alone (README, "Batched evaluation"), on both compute paths."""
+    xs = np.concatenate([x64.numpy(), x64.numpy()[::-1] * 0.5])  # 4 images
+    keys = [(NMF_EVAL, 31 + i) for i in range(4)]
+    drawn: list = []
+    sampler = _recording_sampler(tiny, drawn)
+    try:
+        tiny.set_nmf_seed(5)
+        batched = tiny.encode_decode(jt.array(xs), keys, batched=True).numpy()
+        alone = [tiny.encode_decode(jt.array(xs[i:i + 1]), [keys[i]]).numpy()[0] for i in range(4)]
+        assert len(drawn) == 5 and drawn[0][0] == keys  # one head pass for the batch, then one per image
+        for i in range(4):
+            assert bits_equal(drawn[0][1][i], drawn[1 + i][1][0])
+            np.testing.assert_allclose(batched[i], alone[i], rtol=0, atol=1e-5, err_msg=f"image {i}")
+        # unkeyed: the batch consumes one ad-hoc call, (NMF_ADHOC, call, index) as the per-image path
+        drawn.clear()
+        tiny.set_nmf_seed(9)
+        unkeyed_batched = tiny.encode_decode(jt.array(xs), batched=True).numpy()
+        assert sampler.calls == 1
+        tiny.set_nmf_seed(9)
+        unkeyed_alone = tiny.encode_decode(jt.array(xs)).numpy()
+        assert sampler.calls == 1 and len(drawn) == 5
+        for i in range(4):
+            assert bits_equal(drawn[0][1][i], drawn[1 + i][1][0])
+        np.testing.assert_allclose(unkeyed_batched, unkeyed_alone, rtol=0, atol=1e-5)
+        # sliding windows: each window of the batch in one forward, the same tolerance
+        slide = dict(mode="slide", crop_size=(32, 32), stride=(24, 24))
+        np.testing.assert_allclose(tiny.predict(jt.array(xs), keys, batched=True, **slide).numpy(),
+                                   tiny.predict(jt.array(xs), keys, **slide).numpy(), rtol=0, atol=1e-5)
+    finally:
+        del sampler.draw  # back to the class method
+
+
 def test_unkeyed_calls_draw_new_bases_and_reseeding_replays_them(tiny, x64):
     tiny.set_nmf_seed(9)
     first = tiny.encode_decode(x64).numpy()

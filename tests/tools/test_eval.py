@@ -105,3 +105,14 @@ def test_eval_out_dir_keeps_same_named_images_in_sub_folders_apart(tmp_path, dem
     assert json.loads((tmp_path / "m.json").read_text())["num_images"] == len(expected)
     assert sorted(str(p.relative_to(out))[:-4] for p in out.rglob("*.png")) == expected
     assert sorted(str(p.relative_to(out))[:-len("_overlay.jpg")] for p in out.rglob("*_overlay.jpg")) == expected
+
+
+def test_batched_flag_reaches_the_config_and_the_summary(tmp_path, tiny_train_options, tiny_checkpoint):
+    out_json = tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval.py"), DEMO_CFG, tiny_checkpoint,
+                           "--batch-size", "4", "--batched", "--limit", "8", "--json", str(out_json),
+                           "--no-progress", "--cfg-options", *tiny_train_options],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, SEGNEXT_DEVICE="cpu"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(out_json.read_text())
+    assert summary["batched"] is True and summary["forward_calls"] == summary["num_images"] > 1
