@@ -1,8 +1,22 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def _version() -> str:
+    """segnext_jt.__version__, read from the file's text: importing the package would need its
+    dependencies (and prepares Jittor's environment) before they are installed."""
+    text = (Path(__file__).resolve().parent / "segnext_jt" / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"', text, re.M)
+    if match is None:
+        raise RuntimeError("segnext_jt/__init__.py: no line __version__ = \"...\" (the one place of the version)")
+    return match.group(1)
+
 
 setup(
     name="segnext-jittor",
-    version="0.1.0",
+    version=_version(),
     description="SegNeXt (MSCAN + LightHamHead) in Jittor, faithful to mmsegmentation, with a seed-spread "
                 "reproducibility harness",
     packages=find_packages(include=["segnext_jt", "segnext_jt.*"]),  # repro/ holds commands, not a package

@@ -50,7 +50,7 @@ def build(args, batch: int, batched: bool):
 
 
 def synthetic_samples(n: int, size, seed: int = 0) -> list:
-    from segnext_jt.data.ade20k import RawSample
+    from segnext_jt.data.dataset import RawSample
     rng = np.random.default_rng(seed)
     return [RawSample(rng.integers(0, 256, size=(size[0], size[1], 3), dtype=np.uint8), None, f"synthetic_{i}.jpg")
             for i in range(n)]

@@ -11,9 +11,10 @@ from .environment import prepare_environment
 
 prepare_environment()
 
-from .config import Config, ConfigError, load_config  # noqa: E402
+from .config import Config, load_config  # noqa: E402
+from .errors import ConfigError  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place of the version: setup.py reads this line
 
 
 def build_segmentor(cfg):

@@ -2,8 +2,9 @@
 
 * output-path checks done *before* any expensive work: `check_output_file`, `check_output_dir`,
   `check_work_dir` (raise `UsageError` with one line naming the option and the path);
-* `install_signal_handlers` + `run_tool`: SIGINT/SIGTERM unwind the stack (``finally`` blocks
-  run, loaders and children are closed) and the tool ends with one ``error:`` line; the project's
+* `run_tool`: after `segnext_jt.interrupts.install_signal_handlers`, SIGINT/SIGTERM unwind the
+  stack (``finally`` blocks run, loaders and children are closed) and the tool ends with one
+  ``error:`` line; the project's
   error types end as ``error: <message>`` (exit 2 for usage/config/path errors, 1 for bad input
   content such as a refused checkpoint) instead of a traceback. ``SEGNEXT_DEBUG=1`` re-raises, so
   the traceback is there when you need it;
@@ -14,33 +15,20 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
+
+from .errors import one_line
+from .interrupts import Interrupted, TrainingInterrupted, interrupt_signum
 
 __all__ = [
-    "UsageError", "Interrupted", "check_output_file", "check_output_dir", "check_work_dir",
-    "install_signal_handlers", "run_tool", "leave_now",
-    "one_line", "debug_enabled", "add_device_argument", "apply_device", "print_platform_line",
+    "UsageError", "check_output_file", "check_output_dir", "check_work_dir", "run_tool", "leave_now",
+    "debug_enabled", "add_device_argument", "apply_device", "print_platform_line",
 ]
 
 
 class UsageError(ValueError):
     """A command-line argument is unusable (bad output path, too many seeds, ...)."""
-
-
-class Interrupted(BaseException):
-    """Raised in the main thread by SIGINT/SIGTERM once `install_signal_handlers` ran.
-
-    A BaseException (like KeyboardInterrupt) so that ``except Exception`` does not swallow it."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split("\n")).replace("\r", " ").strip()
 
 
 def debug_enabled() -> bool:
@@ -129,28 +117,8 @@ def print_platform_line() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# signals and the top level
+# the top level (the signal handlers are segnext_jt.interrupts')
 # --------------------------------------------------------------------------------------------
-_interrupted: list[int] = []
-
-
-def install_signal_handlers(signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
-    """Make SIGINT/SIGTERM raise `Interrupted` in the main thread (once: a second signal during the
-    clean-up is ignored, the clean-up itself is bounded). Call after importing Jittor."""
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum, frame):
-        if _interrupted:
-            return
-        _interrupted.append(signum)
-        raise Interrupted(signum)
-
-    for sig in signals:
-        signal.signal(sig, handler)
-
-
 def leave_now(code: int) -> None:
     """End the process after an interrupt without running atexit handlers: Jittor's hook
     (jittor_exit -> core.cleanup()) has hung for minutes after a run interrupted mid-work. Call it
@@ -170,21 +138,21 @@ def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_err
 
     usage_errors (plus ValueError, OSError, UsageError) -> exit 2; input_errors (e.g. a refused
     checkpoint, an unreadable image) -> exit 1; SIGINT/SIGTERM -> exit 128 + signal number, with
-    ``error: interrupted by <signal>; <interrupted_message>``, or the interrupt's own line when it
-    carries an ``exit_code`` (engine.interrupts.TrainingInterrupted names the iteration)."""
+    ``error: interrupted by <signal>; <interrupted_message>``, or a TrainingInterrupted's own line
+    (it names the iteration and the latest checkpoint)."""
     try:
         return fn()
-    except (Interrupted, KeyboardInterrupt) as exc:
+    except KeyboardInterrupt as exc:  # `Interrupted`, or Ctrl-C before the handlers were installed
         if debug_enabled():
             raise
-        code = getattr(exc, "exit_code", None)
-        if isinstance(code, int):
+        if isinstance(exc, TrainingInterrupted):  # its own line names the iteration and checkpoint
             print(str(exc), file=sys.stderr, flush=True)
+            code = exc.exit_code
         else:
-            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            interrupt = Interrupted(interrupt_signum(exc))
             extra = f"; {interrupted_message}" if interrupted_message else ""
-            print(f"error: interrupted by {signal.Signals(signum).name}{extra}", file=sys.stderr, flush=True)
-            code = 128 + int(signum)
+            print(f"error: interrupted by {interrupt.signal_name}{extra}", file=sys.stderr, flush=True)
+            code = interrupt.exit_code
         if "jittor" in sys.modules:
             leave_now(code)
         return code
@@ -199,8 +167,7 @@ def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_err
 def run_checkpoint_tool(fn: Callable[[], int], interrupted_message: str = "nothing written") -> int:
     """`run_tool` for a tool that reads a config and checkpoints: config errors and a missing
     checkpoint exit 2, a refused checkpoint exits 1."""
-    from .config import ConfigError
-    from .io.errors import CheckpointError, CheckpointNotFoundError
+    from .errors import CheckpointError, CheckpointNotFoundError, ConfigError
     return run_tool(fn, usage_errors=(ConfigError, CheckpointNotFoundError), input_errors=(CheckpointError,),
                     interrupted_message=interrupted_message)
 

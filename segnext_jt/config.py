@@ -19,7 +19,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from .config_schema import Config, ConfigError, quote
+from .config_schema import Config
+from .errors import ConfigError, quote
 from .files import read_regular_file
 
 

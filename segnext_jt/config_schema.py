@@ -10,34 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import reprlib
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config file or override has an unknown key or a value of the wrong type."""
-
-
-class _Quote(reprlib.Repr):
-    def repr_int(self, value, level):  # repr() of a 5,000-digit int raises ValueError (and is long)
-        if value.bit_length() < 10_000:
-            return super().repr_int(value, level)
-        return f"<an integer of {value.bit_length()} bits>"
-
-
-_QUOTE = _Quote()
-_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 80
-_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = 8
-_QUOTE.maxlevel = 3
-
-
-def quote(value) -> str:
-    """repr() of a value for an error message, shortened: a hostile value (a huge list, a 20 MB
-    string, a 5,000-digit integer) must not make the one error line huge, nor take long to print."""
-    return _QUOTE.repr(value)
+from .data.config_checks import check_data_config
+from .data.layouts import DATASET_NAMES, LAYOUTS
+from .errors import ConfigError, quote
 
 
 # Caps far beyond any real recipe: values past them are typos or attacks that would otherwise end
@@ -67,6 +47,8 @@ def check_each(values, where: str, lo=None, hi=None, lo_open: bool = False, hi_o
 
 
 def check_seed(value: int, where: str) -> None:
+    """A seed a user gives (config, --seed, --seeds): in [0, 2**32), else a one-line ConfigError
+    naming `where`. (rng.stream_seed only keeps negative values out of the stream entropy.)"""
     check_range(value, where, 0, SEED_LIMIT, hi_open=True)
 
 
@@ -176,6 +158,11 @@ class ModelConfig:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
+# The values `data.dataset` accepts, made from the layouts' names (one list: data/layouts.py), so
+# a wrong name is refused like any Literal, with a "did you mean".
+DatasetName = Literal[DATASET_NAMES]
+
+
 @dataclass
 class SplitDirsConfig:
     """Where one split's files are: folders relative to data.root (absolute paths as given)."""
@@ -193,10 +180,9 @@ class SplitDirsConfig:
 
 @dataclass
 class DataConfig:
-    # A benchmark layout (class list and label convention fixed, see segnext_jt/data/build.py) or
+    # A benchmark layout (class list and label convention fixed, see segnext_jt/data/layouts.py) or
     # 'custom': your folders (train_dirs/val_dirs) and your classes.
-    dataset: Literal["ade20k", "demo_mnist", "cityscapes", "voc12_aug", "pascal_context59", "coco_stuff164k",
-                     "isaid", "custom"] = "ade20k"
+    dataset: DatasetName = "ade20k"
     root: str = "data/ade/ADEChallengeData2016"
     # the layouts' split names (sub-folders or split-file names); not used by 'custom'
     train_split: str = "training"
@@ -250,14 +236,12 @@ class DataConfig:
         for name in ("train_dirs", "val_dirs"):
             if getattr(self, name) is not None:
                 getattr(self, name).validate(f"{where}.{name}")
-        from .data.config_checks import check_data_config  # lazy: the data package imports this module
         check_data_config(self, where)
 
     def declared_num_classes(self) -> Optional[int]:
         """The class count the config declares (None: a classes.txt, read when the dataset is built)."""
         if self.dataset == "custom":
             return len(self.classes) if isinstance(self.classes, list) else None
-        from .data.build import LAYOUTS
         return len(LAYOUTS[self.dataset].classes)
 
 

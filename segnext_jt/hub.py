@@ -40,7 +40,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from .io.errors import CheckpointNotFoundError
+from .errors import CheckpointNotFoundError
 
 __all__ = ["ZOO", "OFFICIAL_LOGS", "ZOO_PREFIX", "FROM_SCRATCH_HINT", "HubError", "Resolved", "resolve", "download",
            "zoo_url", "cache_dir", "cached_path", "expected_hash_prefix", "is_remote"]

@@ -52,7 +52,11 @@ NMF_STORED_BASES_KEY = (NMF_ADHOC, 2**31 - 1, 0)
 NMFKey = tuple  # a tuple of non-negative ints identifying one image/view/crop draw
 
 
-def check_seed(seed: int, what: str = "seed") -> int:
+def stream_seed(seed: int, what: str = "seed") -> int:
+    """`seed` as the first word of a stream's entropy: an int, refused when negative (NumPy's own
+    error would not say which seed). No upper bound: any size is valid entropy. The range a user may
+    give, [0, 2**32) as a one-line ConfigError, is checked once where a seed enters the program
+    (config_schema.check_seed: the config, --seed, --seeds)."""
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"{what} must be a non-negative integer, got {seed}")
@@ -62,12 +66,12 @@ def check_seed(seed: int, what: str = "seed") -> int:
 # ---------------------------------------------------------------------------------- data
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """The sample order of one epoch."""
-    return np.random.default_rng([check_seed(seed), int(epoch), TAG_PERMUTATION]).permutation(n)
+    return np.random.default_rng([stream_seed(seed), int(epoch), TAG_PERMUTATION]).permutation(n)
 
 
 def sample_rng(seed: int, it: int, slot: int) -> np.random.Generator:
     """The augmentation rng of sample `slot` of iteration `it`."""
-    return np.random.default_rng([check_seed(seed), int(it), int(slot)])
+    return np.random.default_rng([stream_seed(seed), int(it), int(slot)])
 
 
 def demo_image_rng(seed: int, split_id: int, index: int) -> np.random.Generator:

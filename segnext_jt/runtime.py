@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from . import environment
+from .interrupts import give_signals_back_to_python
 
 # the device decided before Jittor's import: a DeviceError (one line) if SEGNEXT_DEVICE / --device
 # cannot be honoured; under auto, one warning when a GPU is present but unusable
@@ -20,21 +21,7 @@ DEVICE: str = environment.require_device()
 import jittor as jt  # noqa: E402  (must come after the environment is prepared)
 
 
-def _restore_python_signal_handlers() -> None:
-    """Jittor's C++ core installs handlers that hard-exit the whole process on SIGINT and whenever
-    any child process dies from a signal (SIGCHLD): Ctrl-C would skip Python's cleanup (data
-    workers, partial files), and a sweep/test that kills a child training run would kill itself.
-    Give both back to Python; crash handlers (SIGSEGV, ...) stay Jittor's."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    if hasattr(signal, "SIGCHLD"):
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-
-
-_restore_python_signal_handlers()
+give_signals_back_to_python()  # Jittor's import installed its own SIGINT and SIGCHLD handlers
 
 # Jittor compiles the new kernels of a graph on a pool of C++ threads (parallel_compiler.cc), made the
 # first time it is used and kept for the life of the process; it also prints "Compiling Operators(i/n)

@@ -136,7 +136,7 @@ def test_run_tool_reports_an_interrupt_in_one_line(monkeypatch, capsys):
     import signal
 
     from segnext_jt import cli
-    from segnext_jt.engine.interrupts import TrainingInterrupted
+    from segnext_jt.interrupts import TrainingInterrupted
     monkeypatch.delenv("SEGNEXT_DEBUG", raising=False)
     left = []
     monkeypatch.setattr(cli, "leave_now", left.append)  # Jittor is imported here: run_tool would end the process

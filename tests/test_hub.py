@@ -18,8 +18,8 @@ from _weights_server import (Route, closed_port_url, hashed_name, home, leftover
 from helpers import CONFIGS, DEMO_CFG
 
 from segnext_jt import hub
+from segnext_jt.errors import CheckpointNotFoundError
 from segnext_jt.io import read_checkpoint
-from segnext_jt.io.errors import CheckpointNotFoundError
 
 
 # ------------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def bench_train_step(model, cfg, args, rng) -> dict:
 def load_samples(cfg, args, rng) -> list:
     """The first images of the val split, or random 512x683 ones (--synthetic, or no dataset)."""
     import numpy as np
-    from segnext_jt.data.ade20k import RawSample
+    from segnext_jt.data.dataset import RawSample
     n = args.num_images + args.warmup
     if not args.synthetic:
         try:

@@ -14,10 +14,10 @@ import argparse
 import os
 import sys
 
+from segnext_jt.errors import CheckpointError
 from segnext_jt.io import (
     KIND_KEY,
     STATE_DICT_PREFIX,
-    CheckpointError,
     count_parameters,
     read_checkpoint,
     save_npz,
@@ -38,14 +38,15 @@ def _parse_args(argv: "list[str] | None") -> argparse.Namespace:
 def main(argv: "list[str] | None" = None) -> int:
     args = _parse_args(argv)
     from segnext_jt.cli import run_tool
-    from segnext_jt.io.errors import CheckpointNotFoundError
+    from segnext_jt.errors import CheckpointNotFoundError
     return run_tool(lambda: _run(args), usage_errors=(CheckpointNotFoundError,), input_errors=(CheckpointError,),
                     interrupted_message="nothing written")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from segnext_jt.cli import check_output_file, install_signal_handlers
-    from segnext_jt.io.errors import ensure_file
+    from segnext_jt.cli import check_output_file
+    from segnext_jt.interrupts import install_signal_handlers
+    from segnext_jt.io.reading import ensure_file
     if not args.output.endswith(".npz"):
         print(f"error: output {args.output!r} must end with .npz (the only format this tool writes)", file=sys.stderr)
         return 2

@@ -48,7 +48,7 @@ def _run(args) -> int:
     apply_device(args.device)  # before Jittor's import; DeviceError -> exit 2
     from segnext_jt.files import write_json_atomic
     from segnext_jt.config import load_config
-    from segnext_jt.io.errors import ensure_file
+    from segnext_jt.io.reading import ensure_file
     from segnext_jt.hub import is_remote, resolve
     # Everything that can be checked cheaply is checked before the model is built.
     if args.limit is not None and args.limit < 1:
@@ -69,7 +69,8 @@ def _run(args) -> int:
     reexec_if_needed(cfg.train.deterministic)  # a portable config is evaluated in portable mode too
     checkpoint = resolve(args.checkpoint, "CHECKPOINT").path if is_remote(args.checkpoint) else args.checkpoint
 
-    from segnext_jt.cli import install_signal_handlers, print_platform_line
+    from segnext_jt.cli import print_platform_line
+    from segnext_jt.interrupts import install_signal_handlers
     from segnext_jt.evaluation.run import run_evaluation
     install_signal_handlers()  # after Jittor's import (run_evaluation's module imports it)
     print_platform_line()
@@ -89,10 +90,8 @@ def _run(args) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from segnext_jt.cli import run_tool
-    from segnext_jt.config import ConfigError
-    from segnext_jt.data.ade20k import DataError
     from segnext_jt.data.sampling import SampleLoadError
-    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    from segnext_jt.errors import CheckpointError, CheckpointNotFoundError, ConfigError, DataError
     return run_tool(lambda: _run(args), usage_errors=(ConfigError, CheckpointNotFoundError),
                     input_errors=(CheckpointError, DataError, SampleLoadError),
                     interrupted_message="no metrics file written; prediction files written so far are complete")

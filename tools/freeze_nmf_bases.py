@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from segnext_jt.io.native import FROZEN_BASES_KEY as BASES_KEY
+from segnext_jt.io.native import FROZEN_BASES_KEY
 HAM_IN_KEY = "decode_head.hamburger.ham_in.conv.weight"
 
 
@@ -34,9 +34,10 @@ def _parse_args(argv):
 
 
 def _run(args) -> int:
-    from segnext_jt.cli import UsageError, check_output_file, install_signal_handlers
+    from segnext_jt.cli import UsageError, check_output_file
+    from segnext_jt.interrupts import install_signal_handlers
     from segnext_jt.io import KIND_KEY, STATE_DICT_PREFIX, read_checkpoint, save_npz
-    from segnext_jt.io.errors import ensure_file
+    from segnext_jt.io.reading import ensure_file
     if not args.output.endswith(".npz"):
         raise UsageError(f"output {args.output!r} must end with .npz (the only format this tool writes)")
     from segnext_jt.config_schema import check_range, check_seed
@@ -56,9 +57,9 @@ def _run(args) -> int:
               "expected a full segmentor checkpoint", file=sys.stderr)
         return 1
     channels = int(state[HAM_IN_KEY].shape[0])
-    replaced = BASES_KEY in state
+    replaced = FROZEN_BASES_KEY in state
     from segnext_jt.models.ham_head import frozen_nmf_bases
-    state[BASES_KEY] = frozen_nmf_bases(args.seed, channels, rank)
+    state[FROZEN_BASES_KEY] = frozen_nmf_bases(args.seed, channels, rank)
     meta = {KIND_KEY: "model", "checkpoint_meta": contents.meta,
             "nmf_bases": {"seed": args.seed, "shape": [1, channels, rank], "from": os.path.basename(args.checkpoint),
                           "source": contents.source}}

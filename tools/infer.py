@@ -21,19 +21,18 @@ def main(argv=None) -> int:
     from segnext_jt.cli import add_device_argument, run_tool
     add_device_argument(p)
     args = p.parse_args(argv)
-    from segnext_jt.config import ConfigError
-    from segnext_jt.data.ade20k import DataError
-    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    from segnext_jt.errors import CheckpointError, CheckpointNotFoundError, ConfigError, DataError
     return run_tool(lambda: _run(args), usage_errors=(ConfigError, CheckpointNotFoundError),
                     input_errors=(CheckpointError, DataError),
                     interrupted_message="files written so far are complete")
 
 
 def _run(args) -> int:
-    from segnext_jt.cli import apply_device, check_output_dir, install_signal_handlers, print_platform_line
+    from segnext_jt.cli import apply_device, check_output_dir, print_platform_line
+    from segnext_jt.interrupts import install_signal_handlers
     apply_device(args.device)  # before Jittor's import; DeviceError -> exit 2
     from segnext_jt.config import load_config
-    from segnext_jt.io.errors import ensure_file
+    from segnext_jt.io.reading import ensure_file
     from segnext_jt.hub import is_remote, resolve
     out_dir = check_output_dir(args.out, "--out")
     if not is_remote(args.checkpoint):  # a URL or zoo:NAME is fetched once the config is known to be good

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from segnext_jt.data.cv2_compat import cv2_resize_bilinear  # NumPy + Pillow only
-from segnext_jt.data.dataset import DataError
+from segnext_jt.errors import DataError
 from segnext_jt.rng import demo_image_rng
 
 # What `make demo` trains on: three digits with labels widened around the strokes. Ten digit classes

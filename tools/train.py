@@ -10,7 +10,7 @@ import os
 import sys
 
 from segnext_jt.cli import add_device_argument, apply_device  # light: no Jittor
-from segnext_jt.engine.interrupts import TrainingInterrupted, install_interrupt_handlers  # light: no Jittor
+from segnext_jt.interrupts import TrainingInterrupted, install_signal_handlers  # light: no Jittor
 
 
 class StartupInterrupted(TrainingInterrupted):
@@ -46,12 +46,10 @@ def main(argv=None) -> int:
     number for SIGINT/SIGTERM with the interrupt's own line (the iteration and the latest checkpoint)."""
     args = parse_args(argv)
     from segnext_jt.cli import run_tool
-    from segnext_jt.config import ConfigError
-    from segnext_jt.data.dataset import DataError
     from segnext_jt.data.sampling import SampleLoadError
     from segnext_jt.engine.checkpoint import (CheckpointWriteError, TrainingDataError, TrainingDivergedError,
                                               TrainSetupError)
-    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    from segnext_jt.errors import CheckpointError, CheckpointNotFoundError, ConfigError, DataError
     return run_tool(lambda: _interruptible(args), usage_errors=(ConfigError, CheckpointNotFoundError),
                     input_errors=(DataError, SampleLoadError, CheckpointError, TrainingDataError,
                                   TrainingDivergedError, TrainSetupError, CheckpointWriteError))
@@ -64,7 +62,7 @@ def _interruptible(args) -> int:
         apply_device(args.device)  # before Jittor's import
     except KeyboardInterrupt:
         raise StartupInterrupted() from None
-    restore_signals = install_interrupt_handlers()
+    restore_signals = install_signal_handlers()
     try:
         return _run(args)
     except KeyboardInterrupt as exc:  # an interrupt before the handlers, or Jittor's own
@@ -104,7 +102,7 @@ def _train(cfg, work_dir: str, args) -> int:
     naming the path and the last checkpoint."""
     from segnext_jt.engine.checkpoint import CheckpointWriteError
     from segnext_jt.engine.trainer import Trainer
-    from segnext_jt.io.errors import CheckpointError
+    from segnext_jt.errors import CheckpointError
     try:
         with Trainer(cfg, work_dir, seed=args.seed, resume=args.resume, progress=not args.no_progress,
                      sync_bn=True if args.sync_bn else None) as trainer:

@@ -3,13 +3,14 @@
 Loader workers import this package only; keep it free of heavy imports.
 """
 
-from .ade20k import (ADE20K_CLASSES, ADE20K_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX,
-                     ADE20KDataset, CityscapesDataset, DataError, RawSample, SegDataset, read_image_bgr,
-                     read_label, reduce_zero_label)
+from .ade20k import ADE20KDataset
+from .cityscapes import CityscapesDataset
 from .cv2_compat import bgr2hsv, cv2_resize_bilinear, cv2_resize_nearest, hsv2bgr
 from .coco_stuff import COCOStuff164kDataset
-from .demo_mnist import DEMO_CLASSES, DEMO_PALETTE, DemoMNISTDataset
+from .dataset import IGNORE_INDEX, RawSample, SegDataset, read_image_bgr, read_label, reduce_zero_label
+from .demo_mnist import DemoMNISTDataset
 from .isaid import ISAIDDataset
+from .layouts import ADE20K_CLASSES, ADE20K_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, DEMO_CLASSES, DEMO_PALETTE
 from .pascal_context import PascalContext59Dataset
 from .voc import PascalVOCAugDataset
 from .eval_views import TEST_PIPELINES, TTA_RATIOS, ViewInfo, make_view_input, tta_scales
@@ -23,7 +24,7 @@ from .transforms import (IMAGENET_MEAN, IMAGENET_STD, Compose, Normalize, Pad, P
 __all__ = [
     "ADE20K_CLASSES", "ADE20K_PALETTE", "CITYSCAPES_CLASSES", "CITYSCAPES_PALETTE", "DEMO_CLASSES", "DEMO_PALETTE",
     "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "TEST_PIPELINES", "TTA_RATIOS",
-    "SegDataset", "ADE20KDataset", "CityscapesDataset", "DemoMNISTDataset", "RawSample", "DataError",
+    "SegDataset", "ADE20KDataset", "CityscapesDataset", "DemoMNISTDataset", "RawSample",
     "PascalVOCAugDataset", "PascalContext59Dataset", "COCOStuff164kDataset", "ISAIDDataset",
     "read_image_bgr", "read_label", "reduce_zero_label",
     "TrainLoader", "ValLoader", "SampleLoadError", "sample_indices", "sample_rng",

@@ -1,47 +1,36 @@
-"""Dataset construction from the typed config: ``data.dataset`` names a layout (a class with its
-class list and label convention) or ``custom`` (your folders, your class names)."""
+"""Dataset construction from the typed config: ``data.dataset`` names a layout (its class list
+and label convention are in layouts.py; its folder-layout class is paired with it here) or
+``custom`` (your folders, your class names)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
-from ..config import ConfigError
-from .ade20k import ADE20K_CLASSES, ADE20K_PALETTE, ADE20KDataset
-from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesDataset
-from .coco_stuff import COCO_STUFF164K_RAW_TO_TRAIN, COCO_STUFF_CLASSES, COCO_STUFF_PALETTE, COCOStuff164kDataset
+from ..errors import ConfigError
+from .ade20k import ADE20KDataset
+from .cityscapes import CityscapesDataset
+from .coco_stuff import COCOStuff164kDataset
 from .custom import checked_palette, resolve_classes
 from .dataset import SegDataset, SplitSource
-from .demo_mnist import DEMO_CLASSES, DEMO_PALETTE, DemoMNISTDataset
-from .isaid import ISAID_CLASSES, ISAID_PALETTE, ISAIDDataset
-from .pascal_context import PASCAL_CONTEXT59_CLASSES, PASCAL_CONTEXT59_PALETTE, PascalContext59Dataset
+from .demo_mnist import DemoMNISTDataset
+from .isaid import ISAIDDataset
+from .layouts import LAYOUTS, NAMED_LABEL_MAPS
+from .pascal_context import PascalContext59Dataset
 from .transforms import build_train_pipeline
-from .voc import VOC_CLASSES, VOC_PALETTE, PascalVOCAugDataset
+from .voc import PascalVOCAugDataset
 
-__all__ = ["LAYOUTS", "NAMED_LABEL_MAPS", "Layout", "build_dataset", "declared_classes", "declared_palette",
-           "train_pipeline"]
+__all__ = ["DATASET_CLASSES", "build_dataset", "declared_classes", "declared_palette", "train_pipeline"]
 
-
-class Layout(NamedTuple):
-    """A benchmark's folder layout class, its classes and its fixed label convention."""
-
-    dataset_class: type
-    classes: Tuple[str, ...]
-    palette: Tuple[Tuple[int, int, int], ...]
-    reduce_zero_label: bool
-
-
-LAYOUTS: Dict[str, Layout] = {
-    "ade20k": Layout(ADE20KDataset, ADE20K_CLASSES, ADE20K_PALETTE, True),
-    "demo_mnist": Layout(DemoMNISTDataset, DEMO_CLASSES, DEMO_PALETTE, True),
-    "cityscapes": Layout(CityscapesDataset, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, False),
-    "voc12_aug": Layout(PascalVOCAugDataset, VOC_CLASSES, VOC_PALETTE, False),
-    "pascal_context59": Layout(PascalContext59Dataset, PASCAL_CONTEXT59_CLASSES, PASCAL_CONTEXT59_PALETTE, True),
-    "coco_stuff164k": Layout(COCOStuff164kDataset, COCO_STUFF_CLASSES, COCO_STUFF_PALETTE, False),
-    "isaid": Layout(ISAIDDataset, ISAID_CLASSES, ISAID_PALETTE, False),
+# The folder-layout class of each benchmark layout (same names as layouts.LAYOUTS; a test checks).
+DATASET_CLASSES: Dict[str, type] = {
+    "ade20k": ADE20KDataset,
+    "demo_mnist": DemoMNISTDataset,
+    "cityscapes": CityscapesDataset,
+    "voc12_aug": PascalVOCAugDataset,
+    "pascal_context59": PascalContext59Dataset,
+    "coco_stuff164k": COCOStuff164kDataset,
+    "isaid": ISAIDDataset,
 }
-
-# `data.label_map` may name one of these tables instead of listing the pairs.
-NAMED_LABEL_MAPS: Dict[str, Dict[int, int]] = {"coco_stuff164k": COCO_STUFF164K_RAW_TO_TRAIN}
 
 
 def _label_map(data_cfg) -> Optional[Dict[int, int]]:
@@ -106,9 +95,8 @@ def build_dataset(data_cfg, split: str, num_classes: Optional[int] = None) -> Se
         return SegDataset(str(data_cfg.root), split, classes=classes,
                           palette=checked_palette(data_cfg.palette, len(classes), where),
                           reduce_zero_label=bool(data_cfg.reduce_zero_label), **kwargs)
-    layout = LAYOUTS[data_cfg.dataset]
     folder = data_cfg.train_split if split == "train" else data_cfg.val_split
-    return layout.dataset_class(str(data_cfg.root), folder, **kwargs)
+    return DATASET_CLASSES[data_cfg.dataset](str(data_cfg.root), folder, **kwargs)
 
 
 def train_pipeline(data_cfg):

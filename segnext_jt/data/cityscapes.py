@@ -8,23 +8,14 @@ The ``*_labelTrainIds.png`` files (train ids 0..18, 255 = ignore) are what mmseg
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 from .dataset import Pipeline, SegDataset, Suffixes
+from .layouts import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 
-__all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_PALETTE", "CityscapesDataset"]
+__all__ = ["CityscapesDataset"]
 
-# mmseg CityscapesDataset.METAINFO (train ids 0..18).
-CITYSCAPES_CLASSES: Tuple[str, ...] = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
-    'bicycle',
-)
-CITYSCAPES_PALETTE: Tuple[Tuple[int, int, int], ...] = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-)
+
 
 
 class CityscapesDataset(SegDataset):

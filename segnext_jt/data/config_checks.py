@@ -3,8 +3,8 @@
 Every failure is a one-line ConfigError naming the key."""
 from __future__ import annotations
 
-from ..config_schema import ConfigError, quote
-from .build import LAYOUTS, NAMED_LABEL_MAPS
+from ..errors import ConfigError, quote
+from .layouts import LAYOUTS, NAMED_LABEL_MAPS
 
 __all__ = ["check_data_config"]
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Tuple, Union
 
-from ..config import ConfigError
-from ..config_schema import quote
+from ..errors import ConfigError, DataError, quote
 from ..files import read_regular_file
-from .dataset import DataError, _lines
+from .dataset import _lines
 
 __all__ = ["checked_palette", "classes_path", "generated_palette", "read_classes_file", "resolve_classes"]
 

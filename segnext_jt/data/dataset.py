@@ -20,12 +20,12 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..config_schema import quote
+from ..errors import DataError, quote
 from ..files import read_regular_file
 from .transforms import Normalize, Results
 
 __all__ = [
-    "IGNORE_INDEX", "DataError", "RawSample", "SegDataset", "SplitSource", "Suffixes",
+    "IGNORE_INDEX", "RawSample", "SegDataset", "SplitSource", "Suffixes",
     "read_image_bgr", "read_label", "reduce_zero_label",
 ]
 
@@ -34,10 +34,6 @@ IGNORE_INDEX = 255
 
 Suffixes = Union[str, Sequence[str]]
 Pipeline = Callable[[Results, np.random.Generator], Results]
-
-
-class DataError(ValueError):
-    """A dataset file or folder is missing, unreadable or inconsistent."""
 
 
 class RawSample(NamedTuple):

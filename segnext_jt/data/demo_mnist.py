@@ -8,23 +8,18 @@ anti-aliasing makes the class ambiguous), 1 = background, 2..11 = digits 0..9. W
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 
 from .ade20k import ADE20KDataset
 from .dataset import Suffixes
+from .layouts import DEMO_CLASSES, DEMO_PALETTE
 from .transforms import Results
 
-__all__ = ["DEMO_CLASSES", "DEMO_PALETTE", "DemoMNISTDataset"]
+__all__ = ["DemoMNISTDataset"]
 
-DEMO_CLASSES: Tuple[str, ...] = (
-    "background", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-)
-DEMO_PALETTE: Tuple[Tuple[int, int, int], ...] = (
-    (120, 120, 120), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-)
+
 
 
 class DemoMNISTDataset(ADE20KDataset):

@@ -11,23 +11,14 @@ names; point ``data.train_dirs`` / ``data.val_dirs`` there to read that tree.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 from .dataset import Pipeline, SegDataset, Suffixes
+from .layouts import ISAID_CLASSES, ISAID_PALETTE
 
-__all__ = ["ISAID_CLASSES", "ISAID_PALETTE", "ISAIDDataset"]
+__all__ = ["ISAIDDataset"]
 
-# mmseg iSAIDDataset.CLASSES / PALETTE.
-ISAID_CLASSES: Tuple[str, ...] = (
-    'background', 'ship', 'store_tank', 'baseball_diamond', 'tennis_court', 'basketball_court',
-    'Ground_Track_Field', 'Bridge', 'Large_Vehicle', 'Small_Vehicle', 'Helicopter', 'Swimming_pool',
-    'Roundabout', 'Soccer_ball_field', 'plane', 'Harbor',
-)
-ISAID_PALETTE: Tuple[Tuple[int, int, int], ...] = (
-    (0, 0, 0), (0, 0, 63), (0, 63, 63), (0, 63, 0), (0, 63, 127), (0, 63, 191), (0, 63, 255),
-    (0, 127, 63), (0, 127, 127), (0, 0, 127), (0, 0, 191), (0, 0, 255), (0, 191, 127),
-    (0, 127, 191), (0, 127, 255), (0, 100, 155),
-)
+
 
 
 class ISAIDDataset(SegDataset):

@@ -15,20 +15,21 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from .ade20k import RawSample, SegDataset
-from ..rng import check_seed
+from .dataset import RawSample, SegDataset
+from ..rng import stream_seed
 from .sampling import (SampleLoadError, load_train_sample, load_unnormalized_train_sample, load_val_sample,
                        sample_indices)
 from .transport import DeferredNormalize, split_off_normalize
 from .worker_pool import WorkerPool
 
 
-def worker_error(info: Tuple[str, Optional[str], str]) -> SampleLoadError:
-    """A data worker's failure as the same one line as without workers; the worker's traceback only
-    with SEGNEXT_DEBUG=1 (it names the worker's frames, not the bad file, which the line names)."""
-    message, filename, tb = info
-    own = f"{SampleLoadError.__name__}: "  # the worker prefixes the type; ours names itself already
-    message = message[len(own):] if message.startswith(own) else message
+def worker_error(info: Tuple[str, str, Optional[str], str]) -> SampleLoadError:
+    """A data worker's failure (WorkerPool's error info) as the same one line as without workers;
+    the worker's traceback only with SEGNEXT_DEBUG=1 (it names the worker's frames, not the bad
+    file, which the line names)."""
+    type_name, message, filename, tb = info
+    if type_name != SampleLoadError.__name__:  # a SampleLoadError's message names its cause already
+        message = f"{type_name}: {message}"
     from ..cli import debug_enabled
     return SampleLoadError(message + (f"\n--- worker traceback ---\n{tb}" if debug_enabled() else ""), filename)
 
@@ -110,7 +111,7 @@ class TrainLoader(_WorkerOwner):
         self.dataset = dataset
         self.pipeline = pipeline
         self.batch_size = int(batch_size)
-        self.seed = check_seed(seed)
+        self.seed = stream_seed(seed)
         self.num_workers = int(num_workers)
         self.max_iters = max_iters
         self.prefetch = max(2, 2 * self.num_workers) if prefetch is None else max(1, int(prefetch))

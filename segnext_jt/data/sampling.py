@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional, Tuple
 import numpy as np
 
 from ..rng import epoch_permutation, sample_rng
-from .ade20k import RawSample, SegDataset
+from .dataset import RawSample, SegDataset
 
 class SampleLoadError(RuntimeError):
     """Loading or augmenting one sample failed; names the file (and, from a

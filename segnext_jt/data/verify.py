@@ -11,7 +11,8 @@ from typing import List, NamedTuple, Optional
 from PIL import Image
 from tqdm import tqdm
 
-from .dataset import INTEGER_LABEL_MODES, DataError, SegDataset, check_pixels, label_mode_problem
+from ..errors import DataError
+from .dataset import INTEGER_LABEL_MODES, SegDataset, check_pixels, label_mode_problem
 
 
 class PairProblem(NamedTuple):

@@ -12,24 +12,14 @@ masks: palette PNGs whose indices are the 21 class ids, 255 on object borders = 
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Optional
 
 from .dataset import Pipeline, SegDataset, SplitSource, Suffixes
+from .layouts import VOC_CLASSES, VOC_PALETTE
 
-__all__ = ["VOC_CLASSES", "VOC_PALETTE", "VOC_SPLITS", "PascalVOCAugDataset"]
+__all__ = ["VOC_SPLITS", "PascalVOCAugDataset"]
 
-# mmseg PascalVOCDataset.CLASSES / PALETTE.
-VOC_CLASSES: Tuple[str, ...] = (
-    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
-    'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
-    'train', 'tvmonitor',
-)
-VOC_PALETTE: Tuple[Tuple[int, int, int], ...] = (
-    (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128), (0, 128, 128),
-    (128, 128, 128), (64, 0, 0), (192, 0, 0), (64, 128, 0), (192, 128, 0), (64, 0, 128),
-    (192, 0, 128), (64, 128, 128), (192, 128, 128), (0, 64, 0), (128, 64, 0), (0, 192, 0),
-    (128, 192, 0), (0, 64, 128),
-)
+
 
 _LISTS = "ImageSets/Segmentation"
 # split name -> (annotation folder, split file) parts; mmseg pascal_voc12(_aug).py

@@ -8,8 +8,8 @@ trainer's Jittor imports. The task function and its payload must then be
 importable from modules (not defined in the main script).
 
 A task is ``task(*payload, *args)``; its result comes back pickled under the
-key it was submitted with, or as ``(message, filename, traceback)`` when it
-raised.
+key it was submitted with, or as ``(exception type name, message, filename,
+traceback)`` when it raised (the caller decides how to word it).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _worker_loop(fn: Callable, payload: Tuple, tasks: Any, results: Any) -> None
             results.put((key, True, pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)))
         except BaseException as e:  # report everything, including SystemExit from user code
             filename = getattr(e, "filename", None)
-            results.put((key, False, (f"{type(e).__name__}: {e}", filename, traceback.format_exc())))
+            results.put((key, False, (type(e).__name__, str(e), filename, traceback.format_exc())))
 
 
 class WorkerPool:

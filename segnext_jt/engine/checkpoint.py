@@ -14,13 +14,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..config_schema import quote
+from ..errors import CheckpointFormatError, quote
 from ..io import load_npz, save_npz
 from ..io.dtype_policy import NonFiniteCheckpointError, apply_dtype_policy
-from ..io.errors import CheckpointFormatError
 from ..files import free_bytes
 from ..io.native import OPTIMIZER_PREFIX, STATE_DICT_PREFIX
-from .interrupts import critical_section
+from ..interrupts import critical_section
 
 CKPT_PATTERN = re.compile(r"iter_(\d+)\.npz$")
 CHECKPOINT_KIND = "train"

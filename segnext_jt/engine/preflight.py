@@ -93,7 +93,7 @@ def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -
     """The backbone's pretrained weights: resolved (cache, or downloaded as the run would) and
     matched key by key."""
     from .. import hub
-    from ..io.errors import CheckpointError
+    from ..errors import CheckpointError
     from .pretrained import init_backbone
     spec = cfg.model.backbone.pretrained
     if not spec:

@@ -44,7 +44,7 @@ from .checkpoint import (TrainCheckpoints, TrainingDataError, TrainingDivergedEr
                          check_resume_shapes, checkpoint_arrays, describe_keys, find_latest_checkpoint,
                          nonfinite_keys, read_train_checkpoint)
 from .work_dir import WorkDirLock, remove_stale_temporaries
-from .interrupts import TrainingInterrupted, critical_section, interrupt_signum
+from ..interrupts import TrainingInterrupted, critical_section, interrupt_signum
 from .logger import JsonLogWriter
 from ..progress import first_step_notice, restart_rate
 from .pretrained import init_backbone

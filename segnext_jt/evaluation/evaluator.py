@@ -26,7 +26,7 @@ from jittor import nn
 
 from ..config_schema import EvalConfig
 from ..progress import first_step_notice, restart_rate
-from ..data.ade20k import RawSample
+from ..data.dataset import RawSample
 from ..data.eval_views import ViewInfo, make_view_input, tta_scales
 from ..rng import nmf_eval_key
 from ..models.layers import resize_bilinear

@@ -1,4 +1,5 @@
 """Checkpoint I/O without torch: safe torch/JSeg readers, the native .npz format, key conversion.
+Its errors (`CheckpointError` and subclasses) are in segnext_jt.errors.
 
 Nothing here imports torch or jittor; models are handled by duck typing (`state_dict()` /
 `load_state_dict()`).
@@ -15,13 +16,6 @@ from .convert import (
     normalize_state_dict,
     read_any_checkpoint,
     read_checkpoint,
-)
-from .errors import (
-    CheckpointError,
-    CheckpointFormatError,
-    CheckpointMismatchError,
-    CheckpointNotFoundError,
-    UnsafeCheckpointError,
 )
 from .native import STATE_DICT_PREFIX, load_npz, save_npz
 from .torch_pickle import read_jittor_pickle, read_torch_checkpoint
@@ -43,9 +37,4 @@ __all__ = [
     "SOURCES",
     "KIND_KEY",
     "STATE_DICT_PREFIX",
-    "CheckpointError",
-    "CheckpointFormatError",
-    "CheckpointMismatchError",
-    "CheckpointNotFoundError",
-    "UnsafeCheckpointError",
 ]

@@ -28,8 +28,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import CheckpointFormatError, CheckpointMismatchError
 from ..models import mscan_keys
-from .errors import CheckpointFormatError, CheckpointMismatchError, ensure_file, names_file
+from .reading import ensure_file, names_file
 from .limits import printable, short_repr, to_jsonable
 from .dtype_policy import apply_dtype_policy
 from .native import FROZEN_BASES_KEY, STATE_DICT_PREFIX, is_native_npz, load_npz

@@ -14,7 +14,7 @@ from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 
-from .errors import CheckpointFormatError
+from ..errors import CheckpointFormatError
 from .limits import printable
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

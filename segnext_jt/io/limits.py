@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
-from .errors import CheckpointFormatError
+from ..errors import CheckpointFormatError
 
 __all__ = [
     "MAX_DEPTH",

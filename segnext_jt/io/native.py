@@ -26,8 +26,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ..errors import CheckpointFormatError
 from ..files import atomic_file
-from .errors import CheckpointFormatError, ensure_file, names_file
+from .reading import ensure_file, names_file
 from .limits import MAX_ELEMENTS, MAX_JSON_BYTES, ZipGuard, printable, short_repr, to_jsonable
 
 __all__ = ["save_npz", "load_npz", "is_native_npz", "META_KEY", "STATE_DICT_PREFIX", "OPTIMIZER_PREFIX",

@@ -23,7 +23,7 @@ import itertools
 import pickletools
 from typing import Dict, List, NamedTuple, Optional
 
-from .errors import CheckpointFormatError
+from ..errors import CheckpointFormatError
 from .limits import MAX_HASH_WORK, MAX_PICKLE_OPS, MAX_TUPLE_WEIGHT
 
 __all__ = ["scan_pickle"]

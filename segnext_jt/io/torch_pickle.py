@@ -36,8 +36,9 @@ import os
 import zipfile
 from typing import Any, Dict, Tuple
 
-from .errors import CheckpointFormatError, ensure_file, names_file
+from ..errors import CheckpointFormatError
 from .limits import MAX_PICKLE_BYTES, ZipGuard, printable, short_repr
+from .reading import ensure_file, names_file
 from .torch_tensors import TensorRebuilder, _StorageRef, storage_pid, unpickle_torch
 from .unpickler import Rebuilder, container_globals, is_int, unpickle
 

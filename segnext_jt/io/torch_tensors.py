@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-from .errors import CheckpointFormatError
+from ..errors import CheckpointFormatError
 from .limits import MAX_ELEMENTS, MAX_VIEW_AMPLIFICATION, VIEW_FLOOR, printable, short_repr
 from .unpickler import Inert, Rebuilder, SafeCallable, container_globals, is_int, unpickle
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .errors import CheckpointError, CheckpointFormatError, UnsafeCheckpointError
+from ..errors import CheckpointError, CheckpointFormatError, UnsafeCheckpointError
 from .limits import MAX_ELEMENTS, WalkGuard, printable, short_repr
 from .pickle_scan import scan_pickle
 

@@ -15,7 +15,8 @@ from helpers import BN_BUFFERS, ROOT
 
 from segnext_jt import ConfigError, build_segmentor, load_config
 from segnext_jt.config_schema import DataConfig
-from segnext_jt.data.build import LAYOUTS, build_dataset
+from segnext_jt.data.build import DATASET_CLASSES, build_dataset
+from segnext_jt.data.layouts import LAYOUTS
 
 CONFIGS = os.path.join(ROOT, "configs")
 BENCHMARK_CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(CONFIGS, "segnext_[tsbl]_*.yaml")))
@@ -142,8 +143,9 @@ def test_ade20k_references_match_the_report_defaults():
 
 
 def test_dataset_names_match_the_layouts():
-    names = set(typing.get_args(typing.get_type_hints(DataConfig)["dataset"]))
-    assert names == set(LAYOUTS) | {"custom"}
+    names = typing.get_args(typing.get_type_hints(DataConfig)["dataset"])
+    assert names == (*LAYOUTS, "custom")
+    assert list(DATASET_CLASSES) == list(LAYOUTS)  # every layout has its folder-layout class, no other
 
 
 def test_layout_conventions_are_enforced():

@@ -12,7 +12,7 @@ from helpers import ROOT
 
 from segnext_jt import load_config
 from segnext_jt.data.build import build_dataset
-from segnext_jt.data.dataset import DataError
+from segnext_jt.errors import DataError
 
 CONFIGS = os.path.join(ROOT, "configs")
 W, H = 8, 6

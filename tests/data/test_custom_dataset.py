@@ -17,7 +17,7 @@ from helpers import ROOT, TINY_TRAIN_OVERRIDES
 from segnext_jt import ConfigError, load_config
 from segnext_jt.data.build import build_dataset
 from segnext_jt.data.custom import generated_palette
-from segnext_jt.data.dataset import DataError
+from segnext_jt.errors import DataError
 
 EXAMPLE = os.path.join(ROOT, "configs", "custom_example.yaml")
 NAMES = ("sky", "grass", "rock")  # not the example config's names: they must come from classes.txt

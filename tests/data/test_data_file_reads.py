@@ -6,7 +6,8 @@ import os
 import pytest
 
 from segnext_jt.data.custom import MAX_CLASSES_FILE_BYTES, read_classes_file
-from segnext_jt.data.dataset import MAX_SPLIT_FILE_BYTES, DataError, _read_split_file
+from segnext_jt.data.dataset import MAX_SPLIT_FILE_BYTES, _read_split_file
+from segnext_jt.errors import DataError
 
 READERS = [(read_classes_file, MAX_CLASSES_FILE_BYTES, "classes file"),
            (_read_split_file, MAX_SPLIT_FILE_BYTES, "split file")]

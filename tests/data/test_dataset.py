@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segnext_jt.data import DataError, SegDataset, read_image_bgr
+from segnext_jt.data import SegDataset, read_image_bgr
+from segnext_jt.errors import DataError
 
 
 def _tree(tmp_path, names=("a", "b"), size=(6, 5), img_ext=".jpg"):

@@ -17,8 +17,8 @@ from _weights_server import (Route, closed_port_url, hashed_name, home, imagenet
 from helpers import CLI_ENV, CONFIGS, DEMO_CFG, FakeModel, TINY_DIR, key_list, one_error_line, run_cli, tool_cmd
 
 from segnext_jt import hub
-from segnext_jt.io import CheckpointMismatchError, load_checkpoint
-from segnext_jt.io.errors import CheckpointNotFoundError
+from segnext_jt.errors import CheckpointMismatchError, CheckpointNotFoundError
+from segnext_jt.io import load_checkpoint
 
 
 # ------------------------------------------------------------------------------------------------

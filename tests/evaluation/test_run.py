@@ -7,8 +7,8 @@ import pytest
 from helpers import DEMO_CFG, METRIC_KEYS, eval_demo
 
 from segnext_jt import load_config
+from segnext_jt.errors import CheckpointMismatchError, CheckpointNotFoundError
 from segnext_jt.evaluation.run import run_evaluation
-from segnext_jt.io.errors import CheckpointMismatchError, CheckpointNotFoundError
 
 
 def _cfg(opts, *extra):

@@ -14,8 +14,8 @@ import _torch_writer as tw
 from helpers import (FIXTURES, TINY_DIR, FakeModel, as_tensors, bits_equal, key_list, tiny_state_dict,
                      to_orig_names)
 
+from segnext_jt.errors import CheckpointMismatchError
 from segnext_jt.io import (
-    CheckpointMismatchError,
     count_parameters,
     load_checkpoint,
     match_state_dict,

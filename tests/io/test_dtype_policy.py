@@ -8,7 +8,8 @@ import pytest
 
 from helpers import CLI_ENV, DEMO_CFG, run_cli, tiny_state_dict, tool_cmd
 
-from segnext_jt.io import CheckpointFormatError, read_checkpoint, save_npz
+from segnext_jt.errors import CheckpointFormatError
+from segnext_jt.io import read_checkpoint, save_npz
 from segnext_jt.io.dtype_policy import NonFiniteCheckpointError, apply_dtype_policy
 
 

@@ -28,15 +28,8 @@ import pytest
 import _torch_writer as tw
 from helpers import Reduce
 
-from segnext_jt.io import (
-    CheckpointError,
-    UnsafeCheckpointError,
-    load_npz,
-    read_any_checkpoint,
-    read_jittor_pickle,
-    read_torch_checkpoint,
-    save_npz,
-)
+from segnext_jt.errors import CheckpointError, UnsafeCheckpointError
+from segnext_jt.io import load_npz, read_any_checkpoint, read_jittor_pickle, read_torch_checkpoint, save_npz
 from segnext_jt.io.limits import MAX_DEPTH, MAX_PICKLE_OPS, to_jsonable
 
 MEMORY_LIMIT = 200 << 20  # bytes traced while refusing one file (the unpatched readers asked for 37 GiB)
@@ -238,7 +231,8 @@ def test_deep_tuple_dict_key_does_not_crash_python(tmp_path: Path) -> None:
     path = write_pkl_bytes(tmp_path / "key.pkl", b"\x80\x02}" + b")" + b"\x85" * 300_000 + b"Ns.")
     script = (
         "import sys\n"
-        "from segnext_jt.io import CheckpointError, read_jittor_pickle\n"
+        "from segnext_jt.errors import CheckpointError\n"
+        "from segnext_jt.io import read_jittor_pickle\n"
         "try:\n    read_jittor_pickle(sys.argv[1])\nexcept CheckpointError as exc:\n    print(exc)\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(path)],

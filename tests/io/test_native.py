@@ -12,14 +12,8 @@ import pytest
 
 from helpers import TINY_DIR, FakeModel, bits_equal, tiny_state_dict
 
-from segnext_jt.io import (
-    CheckpointFormatError,
-    CheckpointNotFoundError,
-    load_checkpoint,
-    load_npz,
-    read_any_checkpoint,
-    save_npz,
-)
+from segnext_jt.errors import CheckpointFormatError, CheckpointNotFoundError
+from segnext_jt.io import load_checkpoint, load_npz, read_any_checkpoint, save_npz
 
 
 def _native_arrays() -> Dict[str, np.ndarray]:

@@ -13,7 +13,8 @@ import pytest
 import _torch_writer as tw
 from helpers import bits_equal, payloads
 
-from segnext_jt.io import CheckpointFormatError, UnsafeCheckpointError, read_any_checkpoint, read_jittor_pickle
+from segnext_jt.errors import CheckpointFormatError, UnsafeCheckpointError
+from segnext_jt.io import read_any_checkpoint, read_jittor_pickle
 
 ARRAYS = {
     "f32": np.arange(12, dtype=np.float32).reshape(3, 4),

@@ -20,13 +20,8 @@ import pytest
 import _torch_writer as tw
 from helpers import FIXTURES, TINY_DIR, as_tensors, key_list
 
-from segnext_jt.io import (
-    CheckpointFormatError,
-    CheckpointNotFoundError,
-    read_any_checkpoint,
-    read_jittor_pickle,
-    read_torch_checkpoint,
-)
+from segnext_jt.errors import CheckpointFormatError, CheckpointNotFoundError
+from segnext_jt.io import read_any_checkpoint, read_jittor_pickle, read_torch_checkpoint
 from segnext_jt.io import torch_pickle
 
 

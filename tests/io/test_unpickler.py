@@ -13,14 +13,8 @@ import pytest
 import _torch_writer as tw
 from helpers import FakeModel, bits_equal, payloads, write_malicious
 
-from segnext_jt.io import (
-    CheckpointFormatError,
-    UnsafeCheckpointError,
-    load_checkpoint,
-    read_any_checkpoint,
-    read_jittor_pickle,
-    read_torch_checkpoint,
-)
+from segnext_jt.errors import CheckpointFormatError, UnsafeCheckpointError
+from segnext_jt.io import load_checkpoint, read_any_checkpoint, read_jittor_pickle, read_torch_checkpoint
 from segnext_jt.io import torch_tensors
 
 

@@ -22,7 +22,8 @@ from helpers import (BN_BUFFERS, CONFIGS, FIXTURES, TINY, Reduce, bits_equal, fi
 import jittor as jt
 
 from segnext_jt import build_segmentor, load_checkpoint, load_config
-from segnext_jt.io import UnsafeCheckpointError, read_torch_checkpoint
+from segnext_jt.errors import UnsafeCheckpointError
+from segnext_jt.io import read_torch_checkpoint
 from segnext_jt.rng import NMF_EVAL, nmf_eval_key
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import DEMO_CFG, METRIC_KEYS, ROOT, eval_demo
 
-from segnext_jt.io.errors import CheckpointMismatchError
+from segnext_jt.errors import CheckpointMismatchError
 from segnext_jt.rng import NMF_STORED_BASES_KEY, nmf_bases
 
 pytestmark = pytest.mark.slow  # every test runs tools/freeze_nmf_bases.py in a subprocess (tests/README.md)

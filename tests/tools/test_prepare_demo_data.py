@@ -10,7 +10,7 @@ from PIL import Image
 
 from prepare_demo_data import build_demo_dataset, render_sample  # tools/, on sys.path (conftest.py)
 
-from segnext_jt.data import DataError
+from segnext_jt.errors import DataError
 
 
 def test_demo_generator_layout_and_determinism(small_demo_dir, tmp_path):

@@ -33,8 +33,9 @@ from segnext_jt.repro.report.analysis import analyze
 from segnext_jt.repro.report.official import load_official
 from segnext_jt.repro.report.reference import Reference, resolve_reference
 from segnext_jt.repro.report.render import render
-from segnext_jt.cli import check_output_dir, install_signal_handlers, run_tool
-from segnext_jt.config import ConfigError
+from segnext_jt.cli import check_output_dir, run_tool
+from segnext_jt.errors import ConfigError
+from segnext_jt.interrupts import install_signal_handlers
 from segnext_jt.files import write_json_atomic, write_text_atomic
 
 

@@ -133,7 +133,7 @@ def _sweep_config(sweep: Sweep) -> tuple[Optional[str], Optional[list[str]]]:
 def sweep_config_reference(sweep: Sweep) -> Optional[Reference]:
     """The reference section of the sweep's own config, when it is found and states something.
     A config that is found but does not load is a warning (returned as an empty Reference)."""
-    from segnext_jt.config import ConfigError
+    from segnext_jt.errors import ConfigError
     name, overrides = _sweep_config(sweep)
     path = _find_config(name) if name else None
     if path is None:

@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 
-from segnext_jt.io.native import FROZEN_BASES_KEY as BASES_KEY
+from segnext_jt.io.native import FROZEN_BASES_KEY
 SINGLE = "1 draw (released)"
 
 
@@ -111,7 +111,7 @@ def measure(config: str, checkpoints: list[str], eval_seeds: list[int], draws: l
                 log(f"{ckpt} seed {seed} {protocol_name(k)}: mIoU {miou:.2f} ({secs:.1f} s)")
             if frozen_model is not None:
                 head = frozen_cfg.model.decode_head
-                frozen_model.load_state_dict({BASES_KEY: frozen_nmf_bases(seed, head.ham_channels, head.ham.md_r)})
+                frozen_model.load_state_dict({FROZEN_BASES_KEY: frozen_nmf_bases(seed, head.ham_channels, head.ham.md_r)})
                 miou, secs = _evaluate(frozen_cfg, frozen_model, ckpt)
                 runs.append({"protocol": "frozen bases", "checkpoint": ckpt, "eval_seed": seed, "mIoU": miou,
                              "seconds": secs})
@@ -134,7 +134,7 @@ def _parse_args(argv):
 def _run(args) -> int:
     from segnext_jt.repro.sweep.seed_sweep import parse_seed_list
     from segnext_jt.cli import UsageError, check_output_file
-    from segnext_jt.io.errors import ensure_file
+    from segnext_jt.io.reading import ensure_file
     from segnext_jt.files import write_json_atomic, write_text_atomic
     seeds = parse_seed_list(args.eval_seeds)
     try:

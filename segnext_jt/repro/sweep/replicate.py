@@ -31,7 +31,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from segnext_jt.cli import UsageError, add_device_argument, check_work_dir, install_signal_handlers, run_tool
+from segnext_jt.cli import UsageError, add_device_argument, check_work_dir, run_tool
+from segnext_jt.interrupts import install_signal_handlers
 from segnext_jt.files import json_safe, write_json_atomic
 from segnext_jt.repro import REPO_ROOT
 from segnext_jt.repro.sweep.results import ResultError, RunResult, load_result, read_json_file

@@ -25,8 +25,8 @@ import sys
 import time
 
 
-from segnext_jt.cli import (UsageError, add_device_argument, apply_device, check_work_dir,
-                            install_signal_handlers, run_tool)
+from segnext_jt.cli import UsageError, add_device_argument, apply_device, check_work_dir, run_tool
+from segnext_jt.interrupts import install_signal_handlers
 from segnext_jt.platform_info import platform_info
 from segnext_jt.repro import REPO_ROOT
 from segnext_jt.repro.sweep.results import EvalEntry, ResultError, RunResult, eval_entry_from_summary
@@ -153,7 +153,6 @@ def evaluate_into(run_dir: str, cfg_path: str, overrides: list[str], checkpoint:
     from segnext_jt.evaluation.run import run_evaluation
     from segnext_jt.io import load_checkpoint
     from segnext_jt.models import build_segmentor
-    install_signal_handlers()  # again: importing Jittor above may have replaced them
     entries, model = [], None
     for eval_seed in eval_seeds:
         for protocol in protocols:
@@ -442,9 +441,7 @@ def _main(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     install_signal_handlers()
-    from segnext_jt.config import ConfigError
-    from segnext_jt.data.ade20k import DataError
-    from segnext_jt.io.errors import CheckpointError, CheckpointNotFoundError
+    from segnext_jt.errors import CheckpointError, CheckpointNotFoundError, ConfigError, DataError
     worker = args.one_seed is not None
     return run_tool(lambda: _main(args), usage_errors=(ConfigError, UsageError, CheckpointNotFoundError),
                     input_errors=(SeedBusy, CheckpointError, DataError),

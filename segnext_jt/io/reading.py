@@ -1,7 +1,8 @@
-"""Exceptions raised by the checkpoint I/O package.
+"""Reading a checkpoint file: every failure becomes one `CheckpointError` line naming the file.
 
-All of them derive from `CheckpointError`, so callers can catch one class. Each message names the file
-(and the key or pickle global where relevant) and says what was expected.
+`ensure_file` refuses a missing path or a directory, `reading(path)` (and the `names_file`
+decorator) turns whatever a reader raises into a one-line error that names the path. The error
+types themselves are in segnext_jt.errors.
 """
 from __future__ import annotations
 
@@ -10,40 +11,12 @@ import functools
 import os
 from typing import Any, Callable, Iterator, TypeVar
 
-__all__ = [
-    "CheckpointError",
-    "CheckpointNotFoundError",
-    "CheckpointFormatError",
-    "UnsafeCheckpointError",
-    "CheckpointMismatchError",
-    "ensure_file",
-    "one_line",
-    "reading",
-    "names_file",
-]
+from ..errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError, one_line
+
+__all__ = ["ensure_file", "reading", "names_file"]
 
 _Reader = TypeVar("_Reader", bound=Callable[..., Any])
 _FOREIGN_MESSAGE_LIMIT = 300
-
-
-class CheckpointError(Exception):
-    """Base class of every error raised by `segnext_jt.io`."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The path does not exist or is not a regular file."""
-
-
-class CheckpointFormatError(CheckpointError, ValueError):
-    """The file is truncated, corrupt, or not in a format this package understands."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The pickle asked for a global outside the allow-list; nothing from it was executed."""
-
-
-class CheckpointMismatchError(CheckpointError, RuntimeError):
-    """The checkpoint's keys or shapes do not match the model (strict loading)."""
 
 
 def ensure_file(path: "str | os.PathLike[str]") -> str:
@@ -54,11 +27,6 @@ def ensure_file(path: "str | os.PathLike[str]") -> str:
     if not os.path.isfile(p):
         raise CheckpointNotFoundError(f"{p}: not a regular file (expected a checkpoint file, got a directory or device)")
     return p
-
-
-def one_line(text: str) -> str:
-    """`text` with its line breaks (any the str type knows) turned into spaces."""
-    return " ".join(text.splitlines())
 
 
 @contextlib.contextmanager
