@@ -93,3 +93,14 @@ def test_val_loader_ordered(small_demo_dir):
     assert [len(b) for b in batches] == [3, 1]
     assert [s.filename for b in batches for s in b] == [ds.filename(i) for i in range(4)]
     assert batches[0][0].img.dtype == np.uint8 and batches[0][0].gt_seg.dtype == np.uint8
+
+
+def test_worker_error_words_the_worker_report_once(monkeypatch):
+    # the worker sends (type name, message, filename, traceback); a SampleLoadError's message already
+    # names its cause, anything else (a crash outside the sample loader) gets its type in front
+    from segnext_jt.data.loader import worker_error
+    monkeypatch.delenv("SEGNEXT_DEBUG", raising=False)
+    own = worker_error(("SampleLoadError", "failed to load a.jpg (dataset index 3): DataError: bad", "a.jpg", "tb"))
+    assert (str(own), own.filename) == ("failed to load a.jpg (dataset index 3): DataError: bad", "a.jpg")
+    other = worker_error(("MemoryError", "out of memory", None, "tb"))
+    assert (str(other), other.filename) == ("MemoryError: out of memory", None)
