@@ -4,10 +4,9 @@
   `check_work_dir` (raise `UsageError` with one line naming the option and the path);
 * `run_tool`: after `segnext_jt.interrupts.install_signal_handlers`, SIGINT/SIGTERM unwind the
   stack (``finally`` blocks run, loaders and children are closed) and the tool ends with one
-  ``error:`` line; the project's
-  error types end as ``error: <message>`` (exit 2 for usage/config/path errors, 1 for bad input
-  content such as a refused checkpoint) instead of a traceback. ``SEGNEXT_DEBUG=1`` re-raises, so
-  the traceback is there when you need it;
+  ``error:`` line; the project's error types end as ``error: <message>`` (exit 2 for
+  usage/config/path errors, 1 for bad input content such as a refused checkpoint) instead of a
+  traceback. ``SEGNEXT_DEBUG=1`` re-raises, so the traceback is there when you need it;
 * `add_device_argument` + `apply_device`: the tools' ``--device {auto,cpu,cuda}``, applied before
   Jittor is imported (a request that cannot be honoured is a one-line `DeviceError`, exit 2);
   `print_platform_line` prints the first line of real work (device, CPU, versions).
@@ -18,7 +17,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from .errors import one_line
+from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, one_line
 from .interrupts import Interrupted, TrainingInterrupted, interrupt_signum
 
 __all__ = [
@@ -167,7 +166,6 @@ def run_tool(fn: Callable[[], int], usage_errors: Sequence[type] = (), input_err
 def run_checkpoint_tool(fn: Callable[[], int], interrupted_message: str = "nothing written") -> int:
     """`run_tool` for a tool that reads a config and checkpoints: config errors and a missing
     checkpoint exit 2, a refused checkpoint exits 1."""
-    from .errors import CheckpointError, CheckpointNotFoundError, ConfigError
     return run_tool(fn, usage_errors=(ConfigError, CheckpointNotFoundError), input_errors=(CheckpointError,),
                     interrupted_message=interrupted_message)
 
