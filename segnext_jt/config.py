@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from .config_schema import Config
-from .errors import ConfigError, quote
+from .errors import ConfigError, one_line, quote
 from .files import read_regular_file
 
 
@@ -265,7 +265,7 @@ def parse_config_yaml(text: str, source: str) -> dict:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise ConfigError(f"{source}: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"{source}: {one_line(exc)}") from None
     except (RecursionError, MemoryError):
         raise ConfigError(f"{source}: YAML nested too deeply or too large") from None
     if data is None:

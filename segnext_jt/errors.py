@@ -45,10 +45,11 @@ class CheckpointMismatchError(CheckpointError, RuntimeError):
 
 
 def one_line(text: object) -> str:
-    """`str(text)` with every line break that `str.splitlines` knows (\\n, \\r, \\r\\n, \\v, \\f,
-    \\x1c-\\x1e, \\x85, \\u2028, \\u2029) turned into one space, and the ends stripped: the form of
-    every ``error:`` line, whatever a foreign exception or a file name put into its message."""
-    return " ".join(str(text).splitlines()).strip()
+    """`str(text)` on one line, the form of every ``error:`` line whatever a foreign exception or a
+    file name put into its message: the lines (split at every break `str.splitlines` knows: \\n,
+    \\r, \\r\\n, \\v, \\f, \\x1c-\\x1e, \\x85, \\u2028, \\u2029) are stripped of their
+    indentation and joined by one space, blank lines dropped. Blanks inside a line stay."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 class _Quote(reprlib.Repr):

@@ -14,7 +14,9 @@ from segnext_jt.errors import (CheckpointError, CheckpointFormatError, Checkpoin
     ("a\nb", "a b"),
     ("a\r\nb", "a b"),            # one break, one space (the cli's old one_line made two)
     ("a\rb", "a b"),
-    ("a\n\nb", "a  b"),           # each break is a space: nothing else in the text changes
+    ("a\n\nb", "a b"),            # blank lines dropped
+    ("while parsing\n  in line 1", "while parsing in line 1"),  # indentation after a break dropped
+    ("two  spaces", "two  spaces"),  # blanks inside a line stay
     ("a\x0bb\x0cc", "a b c"),     # vertical tab, form feed
     ("a\x1cb\x1dc\x1ed", "a b c d"),
     ("a\x85b\u2028c\u2029d", "a b c d"),  # breaks the old cli version let through

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from segnext_jt.errors import CheckpointError
+from segnext_jt.errors import CheckpointError, one_line
 from segnext_jt.io import (
     KIND_KEY,
     STATE_DICT_PREFIX,
@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         save_npz(args.output, {STATE_DICT_PREFIX + k: v for k, v in state_dict.items()}, meta)
     except (OSError, TypeError, ValueError) as exc:
-        print(f"error: cannot write {args.output}: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: cannot write {args.output}: {one_line(exc)}", file=sys.stderr)
         return 1
 
     total = sum(int(v.size) for v in state_dict.values())

@@ -93,7 +93,7 @@ def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -
     """The backbone's pretrained weights: resolved (cache, or downloaded as the run would) and
     matched key by key."""
     from .. import hub
-    from ..errors import CheckpointError
+    from ..errors import CheckpointError, one_line
     from .pretrained import init_backbone
     spec = cfg.model.backbone.pretrained
     if not spec:
@@ -104,7 +104,7 @@ def check_weights(cfg: Config, model, report: PreflightReport, progress: bool) -
         resolved = hub.resolve(spec, "model.backbone.pretrained", hub.FROM_SCRATCH_HINT, progress=progress)
         line = init_backbone(model, resolved)["line"]
     except (ValueError, OSError, CheckpointError) as exc:
-        report.add("weights", FAIL, " ".join(str(exc).split()))
+        report.add("weights", FAIL, one_line(exc))
         return
     report.add("weights", OK, line)
 

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional, Sequence
 from segnext_jt.repro.report.log_parsing import MEMORY_KINDS
 from segnext_jt.repro.report.log_parsing import LogParseError, parse_log
 from segnext_jt.repro.report.logs import compare_logs, iter_rows, shared_train_rows
+from segnext_jt.errors import one_line
 from segnext_jt.files import atomic_file, dumps_strict
 
 
@@ -107,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise LogParseError(f"{log.path}: no train or val records ({what}); nothing to compare")
         result = compare_logs(*logs, window=args.window, keep_rows=out is not None)
     except (LogParseError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(render(result, args.max_rows))
     if out:
