@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-
-# validate(where, error): `error` is the config's error type (config_schema.ConfigError, passed in
-# by Config.validate so that this module imports nothing from the package: no import cycle)
+from .errors import ConfigError
 
 
-def _check_miou(value: Optional[float], where: str, error: type) -> None:
+def _check_miou(value: Optional[float], where: str) -> None:
     if value is not None and not 0.0 <= value <= 100.0:
-        raise error(f"{where} is an mIoU in percent (0..100), got {value}")
+        raise ConfigError(f"{where} is an mIoU in percent (0..100), got {value}")
 
 
 @dataclass
@@ -29,13 +27,13 @@ class PublishedValue:
     msflip: Optional[float] = None
     source: Optional[str] = None     # e.g. "SegNeXt paper (arXiv 2209.08575) Table 4"
 
-    def validate(self, where: str, error: type = ValueError) -> None:
-        _check_miou(self.ss, f"{where}.ss", error)
-        _check_miou(self.msflip, f"{where}.msflip", error)
+    def validate(self, where: str) -> None:
+        _check_miou(self.ss, f"{where}.ss")
+        _check_miou(self.msflip, f"{where}.msflip")
         if self.ss is None and self.msflip is None:
-            raise error(f"{where}: give ss and/or msflip (an entry without a number says nothing)")
+            raise ConfigError(f"{where}: give ss and/or msflip (an entry without a number says nothing)")
         if not (self.source or "").strip():
-            raise error(f"{where}.source: say where this number was published")
+            raise ConfigError(f"{where}.source: say where this number was published")
 
 
 @dataclass
@@ -48,15 +46,15 @@ class ReferenceConfig:
     source: Optional[str] = None     # where ss, msflip and ss_range come from (paper table, README, log)
     others: Optional[list[PublishedValue]] = None  # other published values, each with its source
 
-    def validate(self, where: str, error: type = ValueError) -> None:
+    def validate(self, where: str) -> None:
         for name in ("ss", "msflip"):
-            _check_miou(getattr(self, name), f"{where}.{name}", error)
+            _check_miou(getattr(self, name), f"{where}.{name}")
         if self.ss_range is not None:
             if len(self.ss_range) != 2 or not 0.0 <= self.ss_range[0] <= self.ss_range[1] <= 100.0:
-                raise error(f"{where}.ss_range needs [low, high] percentages with low <= high, "
+                raise ConfigError(f"{where}.ss_range needs [low, high] percentages with low <= high, "
                             f"got {self.ss_range}")
         has_numbers = any(v is not None for v in (self.ss, self.msflip, self.ss_range))
         if has_numbers and not (self.source or "").strip():
-            raise error(f"{where}.source: say where the reference numbers come from (paper table, README)")
+            raise ConfigError(f"{where}.source: say where the reference numbers come from (paper table, README)")
         for i, other in enumerate(self.others or []):
-            other.validate(f"{where}.others[{i}]", error)
+            other.validate(f"{where}.others[{i}]")

@@ -15,6 +15,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from .config_reference import ReferenceConfig
 from .data.config_checks import check_data_config
 from .data.layouts import DATASET_NAMES, LAYOUTS
 from .errors import ConfigError, quote
@@ -377,11 +378,8 @@ class EvalConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# Reference numbers
+# The whole config (the reference: section's dataclasses are in config_reference.py)
 # --------------------------------------------------------------------------------------------
-from .config_reference import ReferenceConfig  # noqa: E402  (the section's dataclasses, beside the others)
-
-
 @dataclass
 class Config:
     name: str = "segnext"
@@ -398,7 +396,7 @@ class Config:
         self.data.validate("data")
         self.train.validate("train")
         self.eval.validate("eval")
-        self.reference.validate("reference", ConfigError)
+        self.reference.validate("reference")
         self._check_num_classes()
         return self
 
