@@ -142,3 +142,19 @@ def test_no_import_cycle_through_function_level_imports():
 def test_the_error_module_is_a_leaf():
     # every module may import segnext_jt.errors because it imports nothing from the package
     assert import_graph()["segnext_jt.errors"] == {}
+
+
+LEAVES = ("segnext_jt.errors", "segnext_jt.files", "segnext_jt.interrupts", "segnext_jt.data.layouts")
+
+
+def test_the_leaves_and_the_harness_boundary_of_docs_design():
+    """docs/design.md "Where things live": the leaf modules import nothing from the package, and
+    nothing outside the harness (segnext_jt.repro) imports it."""
+    edges = import_graph()
+    for leaf in LEAVES:
+        assert leaf in edges, f"{leaf} is gone: update LEAVES and docs/design.md"
+        assert not edges[leaf], f"{leaf} should be a leaf but imports {sorted(edges[leaf])}"
+    into_harness = sorted(importer for importer, targets in edges.items()
+                          if not importer.startswith("segnext_jt.repro")
+                          and any(t.startswith("segnext_jt.repro") for t in targets))
+    assert not into_harness, f"the port imports the harness: {into_harness}"
