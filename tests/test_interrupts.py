@@ -64,11 +64,15 @@ def test_a_second_signal_during_the_clean_up_is_ignored(handlers):
 
 
 def test_restore_puts_the_previous_handlers_back():
-    before = signal.getsignal(signal.SIGTERM)
-    restore = install_signal_handlers()
-    assert signal.getsignal(signal.SIGTERM) is not before
-    restore()
-    assert signal.getsignal(signal.SIGTERM) is before
+    outer = signal.getsignal(signal.SIGTERM)  # an in-process tool test may have left ours installed
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        restore = install_signal_handlers()
+        assert signal.getsignal(signal.SIGTERM) is interrupts._on_signal
+        restore()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, outer)
 
 
 def test_jittor_import_leaves_our_sigint_handler_in_place():
