@@ -19,7 +19,7 @@ from segnext_jt.repro.report import stats
 from segnext_jt.repro.report.log_parsing import TrainingLog
 from segnext_jt.repro.report.power_section import protocol_table
 from segnext_jt.repro.report.text import PROTOCOL_LABEL, fmt, md_code
-from segnext_jt.repro.sweep.results import PROTOCOLS, RunResult, read_json_file
+from segnext_jt.repro.sweep.results import PROTOCOLS, RunResult
 
 UNKNOWN = "unknown"
 _ENV_INFO_ID = re.compile(r"^Platform id:\s*(\S+)\s*$", re.MULTILINE)
@@ -45,13 +45,9 @@ def _id_from_platform_dict(value: Any) -> Optional[str]:
 
 def seed_platform(run: RunResult, log: Optional[TrainingLog]) -> str:
     """The platform id of one training seed (see the module docstring); never raises."""
-    if run.path is not None:
-        try:
-            pid = _id_from_platform_dict(read_json_file(run.path).get("platform"))
-        except (ValueError, AttributeError):  # unreadable now, or not an object: the report says so elsewhere
-            pid = None
-        if pid:
-            return pid
+    pid = _id_from_platform_dict(run.platform)  # result.json's "platform", parsed with the run
+    if pid:
+        return pid
     if log is not None:
         pid = _id_from_platform_dict(log.meta.get("platform"))
         if pid:
