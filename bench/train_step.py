@@ -11,19 +11,12 @@ with retain_graph=False as the optimizer's backward (and torch.autograd.grad) do
 the whole forward graph alive: 3.67 instead of 2.11 GB peak RSS for SegNeXt-T at batch 8, 256². Random inputs (seed 0), default init. The first --warmup
 steps compile kernels and are not counted. Prints `RESULT {json}` with the median seconds per step.
 """
-import argparse, json, statistics, time
-import numpy as np
 import segnext_jt
+from _train_step_common import print_result, random_batch, step_parser, time_steps
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="t", choices=["t", "s", "b", "l"])
-    ap.add_argument("--mode", default="step", choices=["step", "fwdbwd"])
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--res", type=int, default=512)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap = step_parser()
     ap.add_argument("--config", default=None, help="default configs/segnext_{size}.yaml")
     a = ap.parse_args()
     cfg = segnext_jt.load_config(a.config or f"configs/segnext_{a.size}.yaml")
@@ -31,10 +24,8 @@ def main():
     import jittor as jt
     from segnext_jt.engine.optim import AdamW, build_param_groups
     model.train()
-    rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((a.batch, 3, a.res, a.res), dtype=np.float32)
-    label_np = rng.integers(0, 150, (a.batch, a.res, a.res)).astype(np.int32)
-    label_np[:, :8, :8] = 255
+    x_np, label_np = random_batch(a.batch, a.res)
+    label_np = label_np.astype("int32")
     o = cfg.train.optimizer
     opt = AdamW(build_param_groups(model, o), o.lr, o.betas, o.eps)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -52,15 +43,9 @@ def main():
         jt.sync(jt.grad(loss, params, retain_graph=False) + [loss])
         return float(loss.item())
 
-    ts = []
-    for _ in range(a.warmup + a.runs):
-        jt.sync_all(True)
-        t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
+    ts = time_steps(step, a.warmup, a.runs, before=lambda: jt.sync_all(True))
     groups = [[len(pg["params"]), pg["lr"], pg["weight_decay"]] for pg in opt.param_groups] if a.mode == "step" else []
-    print("RESULT", json.dumps({"impl": "project", "size": a.size, "mode": a.mode, "batch": a.batch,
-                                "res": a.res, "s": statistics.median(ts[a.warmup:]), "times": ts,
-                                "groups": groups}), flush=True)
-
+    print_result("project", a, ts, groups=groups)
 
 if __name__ == "__main__":
     main()

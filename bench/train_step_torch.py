@@ -11,14 +11,14 @@ The param groups follow the configs (optimizer.custom_keys of configs/segnext_*.
 norm decay_mult 0, head lr_mult 10) with mmcv's key matching (sorted by name, then longest first;
 the first key contained in the parameter name wins), so every group has the project's lr and decay.
 """
-import argparse, json, os, statistics, sys, time
+import os, sys
 from pathlib import Path
-import numpy as np
 import torch
 
 BENCH = Path(os.environ.get("SEGNEXT_BENCH_DIR", Path(__file__).resolve().parents[2] / "shared" / "bench"))
 sys.path.insert(0, str(BENCH / "torch_ref"))
 import ref_segnext as R  # noqa: E402
+from _train_step_common import print_result, random_batch, step_parser, time_steps  # noqa: E402
 
 CUSTOM_KEYS = {"pos_block": {"decay_mult": 0.0}, "norm": {"decay_mult": 0.0}, "head": {"lr_mult": 10.0}}
 LR, WEIGHT_DECAY, BETAS, EPS = 6e-5, 0.01, (0.9, 0.999), 1e-8
@@ -40,22 +40,14 @@ def param_groups(model):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="t", choices=["t", "s", "b", "l"])
-    ap.add_argument("--mode", default="step", choices=["step", "fwdbwd"])
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--res", type=int, default=512)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap = step_parser()
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = R.build_model(a.size).train()
-    rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.standard_normal((a.batch, 3, a.res, a.res), dtype=np.float32))
-    label = torch.from_numpy(rng.integers(0, 150, (a.batch, a.res, a.res)).astype(np.int64))
-    label[:, :8, :8] = 255
+    x_np, label_np = random_batch(a.batch, a.res)
+    x, label = torch.from_numpy(x_np), torch.from_numpy(label_np)
     groups = param_groups(model)
     opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY)
     params = [p for g in groups for p in g["params"]]
@@ -71,14 +63,9 @@ def main():
         torch.autograd.grad(loss, params)
         return loss.item()
 
-    ts = []
-    for i in range(a.warmup + a.runs):
-        t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
-    print("RESULT", json.dumps({"impl": "torch", "size": a.size, "mode": a.mode, "batch": a.batch,
-                                "res": a.res, "threads": a.threads, "s": statistics.median(ts[a.warmup:]),
-                                "times": ts, "groups": [[len(g["params"]), g["lr"], g["weight_decay"]]
-                                                        for g in groups]}), flush=True)
-
+    ts = time_steps(step, a.warmup, a.runs)
+    print_result("torch", a, ts, threads=a.threads,
+                 groups=[[len(g["params"]), g["lr"], g["weight_decay"]] for g in groups])
 
 if __name__ == "__main__":
     main()
