@@ -2,12 +2,8 @@
 """Eval-noise protocols compared on the same checkpoints: one NMF draw per view (the released
 protocol), K-draw averaging (--nmf-draws K) and frozen bases (tools/freeze_nmf_bases.py).
 
-    python repro/eval_noise.py --config configs/demo_mnist.yaml \\
-        --checkpoints work_dirs/example_sweep/seed_*/iter_500.npz --eval-seeds 0..7 \\
-        --draws 1,2,4,8 --frozen --out docs/example_report/eval_noise
-
-The code: segnext_jt.repro.sweep.eval_noise (repro/ is a folder of commands,
-not an installed top-level package)."""
+Usage: `python repro/eval_noise.py --help`. Code: segnext_jt.repro.sweep.eval_noise
+(repro/ is a folder of commands, not an installed top-level package)."""
 import sys
 
 from segnext_jt.repro.sweep.eval_noise import main

@@ -1,11 +1,9 @@
 #!/usr/bin/env python
-"""Re-run one finished seed of a sweep on this machine and compare it with the stored one:
+"""Re-run one finished seed of a sweep on this machine and compare it with the stored one
+(bit-identical or not, Δ mIoU, relative L2 of the weights, first differing loss).
 
-    python repro/replicate.py SWEEP_DIR --seed K [--work-dir NEW_DIR]
-
-Bit-identical weights or not (SHA-256), relative L2 of the weights, delta mIoU per evaluation
-protocol, the first iteration whose logged loss differs; writes NEW_DIR/replicate.json.
-The code: segnext_jt.repro.sweep.replicate."""
+Usage: `python repro/replicate.py --help`. Code: segnext_jt.repro.sweep.replicate
+(repro/ is a folder of commands, not an installed top-level package)."""
 import sys
 
 from segnext_jt.repro.sweep.replicate import main
