@@ -372,11 +372,17 @@ def normalize_image(img: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std:
         raise ValueError(f"normalize expects an (H, W, 3) image, got shape {img.shape}")
     h, w = img.shape[:2]
     out = np.empty((3, h, w), dtype=np.float32)
-    for c in range(3):
-        src = img[..., 2 - c] if to_rgb else img[..., c]
-        np.subtract(src, np.float32(mean[c]), out=out[c], dtype=np.float32)
-        out[c] /= np.float32(std[c])
+    normalize_into(out, lambda k: img[..., k], mean, std, to_rgb)
     return out.transpose(1, 2, 0)
+
+
+def normalize_into(out: np.ndarray, channel: Callable[[int], np.ndarray], mean: Sequence[float],
+                   std: Sequence[float], to_rgb: bool) -> None:
+    """out[c] = (channel(k) - mean[c]) / std[c] in float32 (subtract, then divide), k = 2 - c when
+    to_rgb: the one copy of the normalisation, for a sample here and for a batch in .transport."""
+    for c in range(3):
+        np.subtract(channel(2 - c if to_rgb else c), np.float32(mean[c]), out=out[c], dtype=np.float32)
+        out[c] /= np.float32(std[c])
 
 
 class Normalize:

@@ -5,9 +5,9 @@ A normalised float32 sample is four times the bytes of its uint8 image (3 MB aga
 pipeline before its trailing :class:`~.transforms.Normalize` (+ :class:`~.transforms.Pad`) and the
 main process normalises and pads the whole batch into one preallocated array, as mmseg 1.x does
 (its SegDataPreProcessor normalises after collation). The arithmetic is
-:func:`~.transforms.normalize_image`'s, element by element (float32 subtract, then float32
-divide), and padding writes the same float32 value, so the batch is bit-identical to stacking
-normalised samples (tests/data/test_transport.py).
+:func:`~.transforms.normalize_into`, which :func:`~.transforms.normalize_image` uses too (float32
+subtract, then float32 divide), and padding writes the same float32 value, so the batch is
+bit-identical to stacking normalised samples (tests/data/test_transport.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .transforms import Compose, Normalize, Pad
+from .transforms import Compose, Normalize, Pad, normalize_into
 
 __all__ = ["DeferredNormalize", "split_off_normalize"]
 
@@ -41,10 +41,7 @@ class DeferredNormalize:
         mean, std, to_rgb = self.normalize.mean, self.normalize.std, self.normalize.to_rgb
         for i, (img, seg) in enumerate(zip(imgs, segs)):
             h, w = img.shape[1:]
-            for c in range(3):
-                dst = out[i, c, :h, :w]
-                np.subtract(img[2 - c] if to_rgb else img[c], np.float32(mean[c]), out=dst, dtype=np.float32)
-                dst /= np.float32(std[c])
+            normalize_into(out[i, :, :h, :w], img.__getitem__, mean, std, to_rgb)
             out[i, :, h:, :] = img_pad
             out[i, :, :h, w:] = img_pad
             seg_out[i, :seg.shape[0], :seg.shape[1]] = seg
