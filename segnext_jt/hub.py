@@ -158,7 +158,7 @@ def expected_hash_prefix(file_name: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_CHUNK), b""):
@@ -250,7 +250,7 @@ def download(url: str, hint: str = "", timeout: Optional[float] = None, progress
 
 
 def _hash_matches(path: str, prefix: Optional[str]) -> bool:
-    return prefix is None or _sha256(path).startswith(prefix)
+    return prefix is None or file_sha256(path).startswith(prefix)
 
 
 @contextlib.contextmanager
@@ -288,7 +288,7 @@ def _fetch_verified(url: str, final: str, prefix: Optional[str], timeout: float,
         resumed = _fetch(url, partial, timeout, progress, log, failure)
         if prefix is None:
             break
-        digest = _sha256(partial)
+        digest = file_sha256(partial)
         if digest.startswith(prefix):
             break
         _remove(partial)

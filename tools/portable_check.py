@@ -63,13 +63,8 @@ def data_digest(root: Path) -> str:
 def arrays_digest(npz_path: Path) -> str:
     """SHA-256 over every array of a checkpoint, by name (sorted), dtype, shape and bytes; the JSON
     metadata (config text, RNG states) is left out."""
-    from segnext_jt.io.native import load_npz
-    arrays, _ = load_npz(npz_path)
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        a = arrays[name]
-        digest.update(f"{name}|{a.dtype.str}|{a.shape}|".encode() + a.tobytes(order="C"))
-    return digest.hexdigest()
+    from segnext_jt.io.native import arrays_sha256, load_npz
+    return arrays_sha256(load_npz(npz_path)[0])
 
 
 def log_digest(log_path: Path) -> tuple[str, dict]:

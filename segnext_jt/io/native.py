@@ -18,6 +18,7 @@ before an array is allocated; the JSON header is bounded in size, nesting and nu
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -188,6 +189,16 @@ def _read_members(zf: zipfile.ZipFile, path: str) -> Tuple[Dict[str, np.ndarray]
     arrays = {info.filename[: -len(_NPY_SUFFIX)]: _read_member(guard, info) for info in zf.infolist()
               if info.filename != META_KEY + _NPY_SUFFIX}
     return arrays, raw_meta
+
+
+def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over named arrays: name (sorted), dtype, shape and C-order bytes of each. Equal iff the
+    arrays are bit-identical (portable mode's golden hash, repro/replicate.py's comparison)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = arrays[name]
+        digest.update(f"{name}|{a.dtype.str}|{a.shape}|".encode() + a.tobytes(order="C"))
+    return digest.hexdigest()
 
 
 @names_file

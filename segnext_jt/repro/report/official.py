@@ -21,7 +21,6 @@ and the error line says why; deleting ``<file>.sha256`` accepts a new copy on pu
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Optional
@@ -34,14 +33,6 @@ OFFLINE_HINT = "then rerun (or give --official PATH to a copy anywhere)"
 
 class OfficialLogError(LogParseError):
     """The cached official log is not the file it should be (one line, names the file)."""
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run_name(url: str) -> str:
@@ -58,7 +49,7 @@ def _reject(path: str, why: str) -> OfficialLogError:
 def check_official_log(path: str, run: str) -> TrainingLog:
     """Steps 2 and 3 of the module docstring for a cached official log; the parsed log."""
     recorded = path + ".sha256"
-    digest = _sha256(path)
+    digest = hub.file_sha256(path)
     if os.path.isfile(recorded):
         with open(recorded) as f:
             words = f.read().split()

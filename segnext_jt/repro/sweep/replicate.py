@@ -22,7 +22,6 @@ Exit status: 0 bit-identical weights and equal metrics, 1 a difference, 2 a usag
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import os
 import sys
@@ -34,31 +33,23 @@ import numpy as np
 from segnext_jt.cli import UsageError, add_device_argument, check_work_dir, run_tool
 from segnext_jt.interrupts import install_signal_handlers
 from segnext_jt.files import json_safe, write_json_atomic
+from segnext_jt.io.native import STATE_DICT_PREFIX, arrays_sha256, load_npz
 from segnext_jt.repro import REPO_ROOT
 from segnext_jt.repro.sweep.results import ResultError, RunResult, load_result, read_json_file
 
-WEIGHT_PREFIX = "state_dict/"
+WEIGHT_PREFIX = STATE_DICT_PREFIX
 
 
 def weights(path: Path) -> dict[str, np.ndarray]:
-    """The model's arrays of a checkpoint .npz (state_dict/<name>), by name."""
+    """The model's arrays of a checkpoint .npz (state_dict/<name>), by name, read by the safe reader."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k[len(WEIGHT_PREFIX):]: z[k] for k in z.files if k.startswith(WEIGHT_PREFIX)}
+        arrays, _ = load_npz(path)
     except (OSError, ValueError) as exc:
         raise ResultError(f"{path}: not a readable checkpoint .npz ({exc})") from None
+    out = {k[len(WEIGHT_PREFIX):]: a for k, a in arrays.items() if k.startswith(WEIGHT_PREFIX)}
     if not out:
         raise ResultError(f"{path}: no '{WEIGHT_PREFIX}*' arrays (not a segnext_jt checkpoint?)")
     return out
-
-
-def weights_sha256(w: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(w):
-        arr = np.ascontiguousarray(w[name])
-        h.update(f"{name}|{arr.dtype.str}|{arr.shape}\n".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
 
 
 def relative_l2(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> Optional[float]:
@@ -157,7 +148,7 @@ def compare_runs(stored: RunResult, stored_dir: Path, new: RunResult, new_dir: P
     if ck_new is None:
         raise ResultError(f"{new.path}: checkpoint {new.checkpoint!r} not found")
     w_old, w_new = weights(ck_old), weights(ck_new)
-    sha_old, sha_new = weights_sha256(w_old), weights_sha256(w_new)
+    sha_old, sha_new = arrays_sha256(w_old), arrays_sha256(w_new)
     new_evals = {(e.protocol, e.eval_seed): e.mIoU for e in new.evals}
     protocols = [{"mode": e.protocol,  # replicate.json's field for the protocol is "mode"
                   "eval_seed": e.eval_seed, "stored_mIoU": e.mIoU,

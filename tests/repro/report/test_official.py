@@ -79,7 +79,7 @@ def test_zoo_name_downloads_checks_caches_and_overlays(server, home, monkeypatch
     assert report.main([str(sweep), "--official", "zoo:segnext_l", "--out", str(tmp_path / "out")]) == 0
     cached = cached_official_path("segnext_l")
     assert cached == home / LOG_NAME and cached.read_bytes() == mmseg0_log()
-    assert (home / f"{LOG_NAME}.sha256").read_text().split()[0] == hub._sha256(str(cached))
+    assert (home / f"{LOG_NAME}.sha256").read_text().split()[0] == hub.file_sha256(str(cached))
     curves = json.loads((tmp_path / "out" / "report.json").read_text())["learning_curves"]
     assert curves["official"] == str(cached)
     assert [v["iter"] for v in curves["official_val"]] == [8000, 16000]
