@@ -1,8 +1,7 @@
 """Evaluate a checkpoint on the config's validation split (what tools/eval.py and the seed sweep run)."""
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -38,20 +37,6 @@ def majority_baseline(dataset) -> dict:
     return {"class": dataset.classes[majority], "mIoU": result["mIoU"], "aAcc": result["aAcc"]}
 
 
-@contextlib.contextmanager
-def eval_nmf_seed(model, seed: int) -> Iterator[None]:
-    """Inside the block the model draws its NMF bases from the eval stream of `seed` (counted from
-    its first call); after it the model's bases stream is exactly as before, so a model shared with
-    training (the trainer's periodic evaluation) comes back unchanged."""
-    sampler = model.decode_head.nmf.sampler  # what EncoderDecoder.set_nmf_seed sets
-    saved = sampler.seed, sampler.calls
-    model.set_nmf_seed(seed)
-    try:
-        yield
-    finally:
-        sampler.seed, sampler.calls = saved
-
-
 def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False, out_dir: Optional[str] = None,
                    limit: Optional[int] = None, progress: bool = True, model=None, logger=print,
                    allow_nonfinite: bool = False, dataset=None) -> dict:
@@ -66,7 +51,7 @@ def run_evaluation(cfg: Config, checkpoint: Optional[str], ms_flip: bool = False
     if model is None:
         model = build_segmentor(cfg)
         load_checkpoint(model, checkpoint, strict=True, logger=lambda *a: None, allow_nonfinite=allow_nonfinite)
-    with eval_nmf_seed(model, cfg.eval.seed):
+    with model.nmf_seed(cfg.eval.seed):
         return _evaluate(cfg, checkpoint, ms_flip, out_dir, limit, progress, model, dataset)
 
 

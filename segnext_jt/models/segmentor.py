@@ -1,7 +1,8 @@
 """EncoderDecoder: MSCAN backbone + LightHamHead, with mmseg's loss and whole/slide inference."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import contextlib
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -66,6 +67,19 @@ class EncoderDecoder(nn.Module):
         """Seed of the NMF bases stream (see ham_head.NMFBasesSampler)."""
         self.decode_head.nmf.sampler.seed = int(seed)
         self.decode_head.nmf.sampler.calls = 0
+
+    @contextlib.contextmanager
+    def nmf_seed(self, seed: int) -> Iterator[None]:
+        """Inside the block the NMF bases come from the stream of `seed` (counted from its first call);
+        after it the stream is exactly as before, so a model shared with training (the trainer's
+        periodic evaluation) comes back unchanged."""
+        sampler = self.decode_head.nmf.sampler
+        saved = sampler.seed, sampler.calls
+        self.set_nmf_seed(seed)
+        try:
+            yield
+        finally:
+            sampler.seed, sampler.calls = saved
 
     def set_dropout_rng(self, generator) -> None:
         """The generator every DropPath/Dropout2d layer draws its masks from: a NumPy Generator, or

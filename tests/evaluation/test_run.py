@@ -57,7 +57,6 @@ def test_different_eval_seeds_change_the_result(tiny_train_options, tiny_checkpo
 
 def test_a_given_model_and_dataset_are_used_and_its_nmf_stream_restored(tiny_train_options, tiny_checkpoint):
     from segnext_jt.data.build import build_dataset
-    from segnext_jt.evaluation.run import eval_nmf_seed
     from segnext_jt.io import load_checkpoint
     from segnext_jt.models import build_segmentor
     cfg = _cfg(tiny_train_options, "eval.seed=3")
@@ -71,7 +70,7 @@ def test_a_given_model_and_dataset_are_used_and_its_nmf_stream_restored(tiny_tra
     assert (sampler.seed, sampler.calls) == (11, 5)
     assert given["per_class_iou"] == _summary(cfg, tiny_checkpoint)["per_class_iou"]
     with pytest.raises(RuntimeError, match="inside"):
-        with eval_nmf_seed(model, 4):
+        with model.nmf_seed(4):
             assert (sampler.seed, sampler.calls) == (4, 0)
             raise RuntimeError("inside")
     assert (sampler.seed, sampler.calls) == (11, 5)
