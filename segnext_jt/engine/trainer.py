@@ -80,8 +80,9 @@ class Trainer:
             raise TrainSetupError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                              f"{self.world_size} MPI processes")
         self.per_rank_batch = cfg.train.batch_size // self.world_size
-        if portable.config_mismatch(cfg.train.deterministic):
-            raise TrainSetupError(portable.config_mismatch(cfg.train.deterministic))
+        mismatch = portable.config_mismatch(cfg.train.deterministic)
+        if mismatch:
+            raise TrainSetupError(mismatch)
         # Before anything is written: a missing file or no network ends here with one line.
         self.pretrained = (hub.resolve(cfg.model.backbone.pretrained, "model.backbone.pretrained",
                                        hub.FROM_SCRATCH_HINT, progress=progress and self.rank == 0)
@@ -188,11 +189,11 @@ class Trainer:
             self.log(msg)
 
     def _run_meta(self) -> dict:
-        env = runtime.device_summary()
+        env, info = runtime.device_summary(), platform_info()
         return {
             "env_info": f"sys.platform: {sys.platform}\nPython: {env['python']}\nJittor: {env['jittor']}\n"
                         f"NumPy: {env['numpy']}\nDevice: {env['device']}\nMachine: {platform.machine()}\n"
-                        f"MPI world size: {self.world_size}\n{env_info_text()}",
+                        f"MPI world size: {self.world_size}\n{env_info_text(info)}",
             "seed": self.seed,
             "pretrained": self._pretrained_meta,
             "exp_name": os.path.basename(self.cfg.source or self.cfg.name),
@@ -200,7 +201,7 @@ class Trainer:
             "config": self.cfg.to_yaml(),
             "CLASSES": list(self.train_set.classes),
             "PALETTE": [list(p) for p in (self.train_set.palette or [])],
-            "platform": platform_info(),  # the fingerprint as a dict (env_info holds it as text)
+            "platform": info,  # the fingerprint as a dict (env_info holds it as text)
         }
 
     def _epoch(self, it: int) -> int:
